@@ -1,0 +1,9 @@
+"""ArticleQA: articles in, cited answers out, offline."""
+
+from qa.api import Answer, ArticleQA, IngestReport, Passage
+from qa.articles import Article
+from qa.chunking import ChunkSettings
+from qa.manifest import IndexMismatch
+
+__all__ = ["Answer", "Article", "ArticleQA", "ChunkSettings", "IndexMismatch", "IngestReport",
+           "Passage"]

@@ -1,0 +1,314 @@
+"""The `ArticleQA` facade: an index folder you add articles to and ask questions of.
+
+An index folder holds ``manifest.json`` (what built it), ``articles.sqlite3`` (articles,
+chunks, vectors; the source of truth) and ``vectors-<generation>.faiss`` (the search cache,
+rebuilt from SQLite whenever it lags behind, e.g. after an ingest was killed).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from embeddings import Encoder, VectorIndex
+from qa.articles import MAX_BYTES, Article, Refused, iter_articles, source_id
+from qa.chunking import Chunk, ChunkSettings, chunk_text
+from qa.manifest import IndexMismatch, Manifest
+from qa.retrieval import collapse_copies, dense_candidates
+from qa.store import Store
+
+INDEX_ENV = "ARTICLEQA_INDEX"
+DEFAULT_INDEX = "articleqa-index"
+STORE_FILE = "articles.sqlite3"
+MAX_QUESTION_CHARS = 2000
+MAX_K = 100
+BATCH_CHUNKS = 1024
+TITLE_TOKENS = 32
+
+
+def index_folder(path: str | Path | None = None) -> Path:
+    """``path``, else ``$ARTICLEQA_INDEX``, else ``./articleqa-index``."""
+    return Path(path or os.environ.get(INDEX_ENV) or DEFAULT_INDEX)
+
+
+@dataclass
+class Passage:
+    rank: int
+    score: float
+    text: str
+    article_id: str
+    title: str
+    source: str
+    start: int
+    end: int
+    url: str | None = None
+    published: str | None = None
+    chunk_id: int = 0
+    answer_span: tuple[int, int] | None = None  # offsets of the answer inside ``text``
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str | None  # None: no answer found (answer extraction is not built yet)
+    confidence: float
+    passages: list[Passage]
+
+    def to_dict(self) -> dict:
+        """The `articleqa ask --json` contract."""
+        keys = ("rank", "score", "text", "article_id", "title", "source", "start", "end")
+        return {
+            "answer": self.text,
+            "confidence": self.confidence,
+            "passages": [{key: getattr(p, key) for key in keys} for p in self.passages],
+        }
+
+
+@dataclass
+class IngestReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _batches(items: Sequence[tuple[Article, list[Chunk]]], size: int
+             ) -> Iterator[list[tuple[Article, list[Chunk]]]]:
+    batch, count = [], 0
+    for item in items:
+        batch.append(item)
+        count += len(item[1])
+        if count >= size:
+            yield batch
+            batch, count = [], 0
+    if batch:
+        yield batch
+
+
+class ArticleQA:
+    """Open or create the index in ``path``; pass ``encoder`` to share one loaded model."""
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        model: str | None = None,
+        chunking: ChunkSettings | None = None,
+        encoder: Encoder | None = None,
+    ):
+        self.folder = index_folder(path)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise IndexMismatch(f"{self.folder} is a file, not an index folder")
+        existing = Manifest.read(self.folder)
+        if existing is None and self.folder.is_dir() and any(self.folder.iterdir()):
+            raise IndexMismatch(
+                f"{self.folder} is not empty and holds no ArticleQA index (no manifest.json); "
+                "choose another --index folder")
+        self.encoder = encoder or Encoder(model or (existing.model if existing else None))
+        if chunking is None:
+            chunking = (ChunkSettings(**existing.chunking) if existing
+                        else ChunkSettings(max_tokens=self.encoder.max_tokens))
+        self.chunking = chunking
+        self.manifest = Manifest(
+            model=self.encoder.name, model_sha256=self.encoder.checksum,
+            dimension=self.encoder.dimension, chunking=chunking.as_dict(),
+        )
+        if existing:
+            existing.check(self.manifest, self.folder)
+        else:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.manifest.write(self.folder)
+        self.store = Store(self.folder / STORE_FILE)
+        self._load_vectors()
+
+    # --- the vector cache -------------------------------------------------------------
+
+    def _vector_files(self) -> list[Path]:
+        return sorted(self.folder.glob("vectors-*.faiss"))
+
+    def _vector_file(self, generation: int) -> Path:
+        return self.folder / f"vectors-{generation:010d}.faiss"
+
+    def _load_vectors(self) -> None:
+        """Load the FAISS cache for the store's generation, patching it from SQLite if stale."""
+        self.generation = self.store.generation
+        current = self._vector_file(self.generation)
+        files = self._vector_files()
+        if current in files:
+            self.vectors = VectorIndex.load(current)
+            return
+        self.vectors = (VectorIndex.load(files[-1]) if files
+                        else VectorIndex(self.manifest.dimension))
+        stored, cached = self.store.chunk_ids(), self.vectors.ids()
+        self.vectors.remove(np.setdiff1d(cached, stored))
+        missing = np.setdiff1d(stored, cached)
+        for start in range(0, len(missing), 10_000):
+            part = missing[start:start + 10_000]
+            self.vectors.add(part, self.store.vectors(part, self.manifest.dimension))
+        self._save_vectors()
+
+    def _save_vectors(self) -> None:
+        self.generation = self.store.generation
+        self.vectors.save(self._vector_file(self.generation))
+        for old in self._vector_files():
+            if old != self._vector_file(self.generation):
+                old.unlink(missing_ok=True)
+
+    def _refresh(self) -> None:
+        """Pick up changes another process committed (e.g. a CLI ingest beside the chat)."""
+        if self.store.generation != self.generation:
+            self._load_vectors()
+
+    # --- ingest -------------------------------------------------------------------------
+
+    def add(self, inputs: str | Path | Iterable[str | Path], progress: bool = True,
+            max_bytes: int = MAX_BYTES) -> IngestReport:
+        """Load, clean, chunk, embed and store files, folders and URLs; report each one."""
+        if isinstance(inputs, str | Path):
+            inputs = [inputs]
+        report = IngestReport()
+        articles = []
+        for item in tqdm(iter_articles(inputs, max_bytes), desc="Reading", unit=" article",
+                         disable=not progress):
+            if isinstance(item, Refused):
+                report.failed.append((item.source, item.reason))
+            else:
+                articles.append(item)
+                report.notes.extend((item.source, note) for note in item.notes)
+        return self.add_articles(articles, progress=progress, report=report)
+
+    def add_articles(self, articles: Iterable[Article], progress: bool = True,
+                     report: IngestReport | None = None) -> IngestReport:
+        """Store articles: unchanged ones are skipped, edited ones replace their old chunks.
+
+        Each batch of about ``BATCH_CHUNKS`` chunks is one transaction: a killed ingest keeps
+        the batches before it and loses the one in flight, never part of an article.
+        """
+        report = report or IngestReport()
+        latest = {article.id: article for article in articles}  # the last copy of a source wins
+        known = self.store.content_hashes(list(latest))
+        todo: list[tuple[Article, list[Chunk]]] = []
+        for article in latest.values():
+            if known.get(article.id) == article.content_hash:
+                report.unchanged.append(article.source)
+            elif chunks := self.chunk(article):
+                todo.append((article, chunks))
+            else:
+                report.failed.append((article.source, "no text to index"))
+        total = sum(len(chunks) for _, chunks in todo)
+        with tqdm(total=total, desc="Embedding", unit=" chunk", disable=not progress) as bar:
+            for batch in _batches(todo, BATCH_CHUNKS):
+                inputs = [text for a, chunks in batch for text in self.passage_inputs(a, chunks)]
+                vectors = self.encoder.encode(inputs)
+                bounds = np.cumsum([0] + [len(chunks) for _, chunks in batch])
+                removed, added = self.store.replace_articles(
+                    (a, chunks, vectors[bounds[i]:bounds[i + 1]])
+                    for i, (a, chunks) in enumerate(batch))
+                self.vectors.remove(np.asarray(removed, np.int64))
+                self.vectors.add(np.asarray(added, np.int64), vectors)
+                for article, _ in batch:
+                    (report.updated if article.id in known else report.added).append(
+                        article.source)
+                bar.update(len(inputs))
+        if todo:
+            self._save_vectors()
+        return report
+
+    def chunk(self, article: Article) -> list[Chunk]:
+        prefix = self._title_prefix(article.title)
+        reserved = self.encoder.count_tokens([prefix])[0] + 1 if prefix else 0
+        return chunk_text(article.text, self.encoder.count_tokens, self.encoder.token_windows,
+                          self.chunking, reserved_tokens=reserved)
+
+    def _title_prefix(self, title: str) -> str:
+        if not title.strip():
+            return ""
+        return title[:self.encoder.token_windows(title, TITLE_TOKENS)[0][1]]
+
+    def passage_inputs(self, article: Article, chunks: Sequence[Chunk]) -> list[str]:
+        """What the encoder sees for each chunk: the headline gives every chunk its context."""
+        prefix = self._title_prefix(article.title)
+        return [f"{prefix}\n{chunk.text}" if prefix else chunk.text for chunk in chunks]
+
+    # --- questions ------------------------------------------------------------------------
+
+    def ask(self, question: str, k: int = 5) -> Answer:
+        """Ranked, cited passages for a question (the answer span comes with the reader)."""
+        question = check_question(question)
+        if not 1 <= k <= MAX_K:
+            raise ValueError(f"k must be between 1 and {MAX_K}, got {k}")
+        self._refresh()
+        query = self.encoder.encode_query(question)
+        hits = dense_candidates(self.vectors, query, max(4 * k, 20))
+        rows = self.store.chunks([chunk_id for chunk_id, _ in hits])
+        hits = [(cid, score) for cid, score in hits if cid in rows]
+        kept = collapse_copies(hits, lambda cid: rows[cid].text_hash, k)
+        passages = [
+            Passage(rank=rank, score=round(score, 4), text=rows[cid].text,
+                    article_id=rows[cid].article_id, title=rows[cid].title,
+                    source=rows[cid].source, start=rows[cid].start, end=rows[cid].end,
+                    url=rows[cid].url, published=rows[cid].published, chunk_id=cid)
+            for rank, (cid, score) in enumerate(kept, 1)
+        ]
+        return Answer(question=question, text=None, confidence=0.0, passages=passages)
+
+    # --- library --------------------------------------------------------------------------
+
+    def remove(self, article_id: str) -> bool:
+        """Delete an article (by id or by source) with its chunks and vectors."""
+        for candidate in (article_id, source_id(article_id)):
+            if self.store.articles(candidate):
+                self.vectors.remove(np.asarray(self.store.remove_article(candidate), np.int64))
+                self._save_vectors()
+                return True
+        return False
+
+    def articles(self) -> list:
+        return self.store.articles()
+
+    def article(self, article_id: str):
+        found = self.store.articles(article_id)
+        return found[0] if found else None
+
+    def __len__(self) -> int:
+        return self.store.count_articles()
+
+    def info(self) -> dict:
+        size = sum(p.stat().st_size for p in self.folder.iterdir() if p.is_file())
+        return {
+            "index": str(self.folder),
+            **asdict(self.manifest),
+            "articles": len(self),
+            "chunks": self.store.count_chunks(),
+            "vectors": len(self.vectors),
+            "bytes_on_disk": size,
+        }
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def check_question(question: object) -> str:
+    """A question must be non-empty text of reasonable length; say which rule failed."""
+    if not isinstance(question, str):
+        raise TypeError(f"question must be a string, got {type(question).__name__}")
+    question = " ".join(question.split())
+    if not question:
+        raise ValueError("question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise ValueError(
+            f"question is {len(question):,} characters; the limit is {MAX_QUESTION_CHARS:,}. "
+            "Ask about one thing at a time.")
+    return question

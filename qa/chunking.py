@@ -1,0 +1,86 @@
+"""Sentence-aware chunks that fit the encoder, with character offsets into the article.
+
+Chunks are whole sentences packed up to a token target, counted with the encoder's own
+tokenizer, overlapping by a sentence so an answer on a boundary is whole in one of them.
+A sentence longer than the encoder's limit is cut at token boundaries into several chunks:
+nothing is ever silently truncated by the model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import blingfire
+
+_PARAGRAPH = re.compile(r"[^\n]+")
+
+TokenCounter = Callable[[Sequence[str]], list[int]]
+TokenSplitter = Callable[[str, int], list[tuple[int, int]]]
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    target_tokens: int = 160
+    overlap_sentences: int = 1
+    max_tokens: int = 254
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    start: int
+    end: int
+    text: str
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence; line breaks always end one (headings, captions)."""
+    spans = []
+    for paragraph in _PARAGRAPH.finditer(text):
+        block = paragraph.group()
+        if not block.strip():
+            continue
+        _, offsets = blingfire.text_to_sentences_and_offsets(block)
+        base = paragraph.start()
+        spans.extend((base + s, base + e) for s, e in offsets if block[s:e].strip())
+    return spans
+
+
+def chunk_text(
+    text: str,
+    count_tokens: TokenCounter,
+    split_tokens: TokenSplitter,
+    settings: ChunkSettings = ChunkSettings(),
+    reserved_tokens: int = 0,
+) -> list[Chunk]:
+    """Pack sentences into chunks of at most ``target_tokens`` (less ``reserved_tokens``)."""
+    budget = max(16, min(settings.target_tokens, settings.max_tokens) - reserved_tokens)
+    units: list[tuple[int, int, int]] = []  # start, end, tokens
+    spans = split_sentences(text)
+    for (start, end), n in zip(spans, count_tokens([text[s:e] for s, e in spans]), strict=True):
+        if n <= budget:
+            units.append((start, end, n))
+        else:
+            units.extend((start + s, start + e, budget) for s, e in split_tokens(
+                text[start:end], budget))
+
+    chunks: list[Chunk] = []
+    i = 0
+    while i < len(units):
+        j, used = i, 0
+        while j < len(units) and (j == i or used + units[j][2] <= budget):
+            used += units[j][2]
+            j += 1
+        start, end = units[i][0], units[j - 1][1]
+        chunks.append(Chunk(start, end, text[start:end]))
+        if j >= len(units):
+            break
+        back = min(settings.overlap_sentences, j - i - 1)
+        while back and sum(u[2] for u in units[j - back:j]) > budget // 2:
+            back -= 1
+        i = j - back
+    return chunks

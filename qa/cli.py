@@ -1,0 +1,145 @@
+"""`articleqa index / ask / info / remove`: the terminal face of `ArticleQA`.
+
+Exit codes: 0 fine, 1 some input failed (the rest was indexed), 2 bad usage or an index that
+cannot be opened (the message says what to do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from collections.abc import Sequence
+
+from qa.api import DEFAULT_INDEX, INDEX_ENV, MAX_K, Answer, ArticleQA, IngestReport
+from qa.articles import MAX_BYTES
+
+
+def _open(args: argparse.Namespace) -> ArticleQA:
+    return ArticleQA(args.index, model=getattr(args, "model", None))
+
+
+def _print_report(report: IngestReport) -> None:
+    for label, sources in (("added", report.added), ("updated", report.updated),
+                           ("unchanged", report.unchanged)):
+        for source in sources:
+            print(f"  {label:<9} {source}")
+    for source, note in report.notes:
+        print(f"  note      {source}: {note}")
+    for source, reason in report.failed:
+        print(f"  FAILED    {source}: {reason}")
+    print(f"{len(report.added)} added, {len(report.updated)} updated, "
+          f"{len(report.unchanged)} unchanged, {len(report.failed)} failed")
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    kb = _open(args)
+    report = kb.add(args.paths, progress=not args.quiet, max_bytes=int(args.max_mb * 2**20))
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_report(report)
+        print(f"index {kb.folder}: {len(kb)} articles, {kb.store.count_chunks()} passages")
+    return 0 if report.ok else 1
+
+
+def _print_answer(answer: Answer) -> None:
+    print(f"Q: {answer.question}")
+    print(f"A: {answer.text}" if answer.text else "A: (no answer extracted; closest passages:)")
+    for p in answer.passages:
+        when = f", {p.published}" if p.published else ""
+        print(f"\n[{p.rank}] {p.title}{when}  score {p.score:.3f}")
+        print(f"    {p.source}  chars {p.start}-{p.end}")
+        print(textwrap.indent(textwrap.fill(p.text, 96), "    "))
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    kb = _open(args)
+    answer = kb.ask(args.question, k=args.k)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        _print_answer(answer)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    kb = _open(args)
+    info = kb.info()
+    articles = [
+        {"id": a.id, "title": a.title, "published": a.published, "source": a.source,
+         "url": a.url, "passages": a.chunks}
+        for a in kb.articles()
+    ]
+    if args.json:
+        print(json.dumps({**info, "articles": articles}, ensure_ascii=False, indent=2))
+        return 0
+    for key, value in info.items():
+        print(f"{key:<15} {value}")
+    for a in articles:
+        print(f"\n{a['id']}  {a['title']}\n    published {a['published'] or '-'}, "
+              f"{a['passages']} passages, {a['source']}")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    kb = _open(args)
+    missing = [a for a in args.ids if not kb.remove(a)]
+    for article_id in args.ids:
+        print(f"{'not found' if article_id in missing else 'removed'}  {article_id}")
+    return 1 if missing else 0
+
+
+def _k(value: str) -> int:
+    k = int(value)
+    if not 1 <= k <= MAX_K:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_K}")
+    return k
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="articleqa", description="Offline question answering over articles.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--index", metavar="DIR",
+        help=f"index folder (default: ${INDEX_ENV}, else ./{DEFAULT_INDEX})")
+    common.add_argument(
+        "--model", help="sentence-transformers model name or folder (default: the packaged "
+        "all-MiniLM-L6-v2; an existing index uses the model that built it)")
+    common.add_argument("--json", action="store_true", help="print JSON")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    index = commands.add_parser("index", parents=[common], help="add files, folders or URLs")
+    index.add_argument("paths", nargs="+", metavar="PATH")
+    index.add_argument("--max-mb", type=float, default=MAX_BYTES / 2**20,
+                       help="refuse files larger than this (default: %(default)s)")
+    index.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    index.set_defaults(run=cmd_index)
+
+    ask = commands.add_parser("ask", parents=[common], help="ask a question")
+    ask.add_argument("question")
+    ask.add_argument("-k", type=_k, default=5, help="passages to return (default: 5)")
+    ask.set_defaults(run=cmd_ask)
+
+    info = commands.add_parser("info", parents=[common], help="describe the index")
+    info.set_defaults(run=cmd_info)
+
+    remove = commands.add_parser("remove", parents=[common], help="remove articles")
+    remove.add_argument("ids", nargs="+", metavar="ID", help="article id or source")
+    remove.set_defaults(run=cmd_remove)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, RuntimeError) as exc:
+        print(f"articleqa: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

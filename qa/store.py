@@ -1,0 +1,230 @@
+"""SQLite store of articles, chunks and their vectors: the single source of truth.
+
+Every ingest batch is one transaction, so a killed ingest leaves whole articles or none.
+Chunk vectors live here too (as float32 blobs); the FAISS file is a cache of them that is
+rebuilt or patched from this table whenever it lags behind (see ``qa.api``). Chunk ids are
+AUTOINCREMENT row ids, never reused, and are also the FAISS ids. An FTS5 table mirrors the
+chunk text for BM25.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from qa.articles import Article
+from qa.chunking import Chunk
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS articles (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL UNIQUE,
+    content_hash TEXT NOT NULL,
+    title TEXT NOT NULL,
+    url TEXT,
+    published TEXT,
+    metadata TEXT NOT NULL,
+    text TEXT NOT NULL,
+    added_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    start_char INTEGER NOT NULL,
+    end_char INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    text_hash TEXT NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_by_article ON chunks(article_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    text, content='chunks', content_rowid='id', tokenize='porter unicode61'
+);
+CREATE TRIGGER IF NOT EXISTS chunks_fts_insert AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS chunks_fts_delete AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+"""
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    id: int
+    article_id: str
+    start: int
+    end: int
+    text: str
+    text_hash: str
+    title: str
+    source: str
+    url: str | None
+    published: str | None
+
+
+@dataclass(frozen=True)
+class ArticleRow:
+    id: str
+    source: str
+    title: str
+    url: str | None
+    published: str | None
+    metadata: dict
+    text: str
+    chunks: int
+    added_at: str
+
+
+def text_hash(text: str) -> str:
+    """Whitespace- and case-insensitive hash: copies of one passage collapse to one."""
+    return hashlib.sha1(" ".join(text.lower().split()).encode()).hexdigest()
+
+
+class Store:
+    """Articles and chunks in one SQLite file (WAL)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.executescript(_SCHEMA)
+        self.db.execute(
+            "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('generation', '0')",
+            (str(SCHEMA_VERSION),),
+        )
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _meta(self, key: str) -> str:
+        return self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0]
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._meta("schema_version"))
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every committed change: tells whether the FAISS cache is current."""
+        return int(self._meta("generation"))
+
+    def content_hashes(self, article_ids: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for start in range(0, len(article_ids), 500):
+            part = list(article_ids[start:start + 500])
+            marks = ",".join("?" * len(part))
+            found.update(self.db.execute(
+                f"SELECT id, content_hash FROM articles WHERE id IN ({marks})", part))
+        return found
+
+    def replace_articles(
+        self, batch: Iterable[tuple[Article, list[Chunk], np.ndarray]]
+    ) -> tuple[list[int], list[int]]:
+        """Insert or replace articles with their chunks and vectors in one transaction.
+
+        Returns (chunk ids removed, chunk ids added) for the vector index to follow.
+        """
+        removed: list[int] = []
+        added: list[int] = []
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with self._transaction():
+            for article, chunks, vectors in batch:
+                removed += self._delete(article.id)
+                self.db.execute(
+                    "INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (article.id, article.source, article.content_hash, article.title,
+                     article.url, article.published, json.dumps(article.metadata),
+                     article.text, now),
+                )
+                for ordinal, (chunk, vector) in enumerate(zip(chunks, vectors, strict=True)):
+                    cursor = self.db.execute(
+                        "INSERT INTO chunks (article_id, ordinal, start_char, end_char, text,"
+                        " text_hash, vector) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (article.id, ordinal, chunk.start, chunk.end, chunk.text,
+                         text_hash(chunk.text), np.asarray(vector, np.float32).tobytes()),
+                    )
+                    added.append(cursor.lastrowid)
+        return removed, added
+
+    def remove_article(self, article_id: str) -> list[int]:
+        """Delete an article and its chunks; returns the chunk ids that went."""
+        with self._transaction():
+            return self._delete(article_id)
+
+    def _delete(self, article_id: str) -> list[int]:
+        ids = [r[0] for r in self.db.execute(
+            "SELECT id FROM chunks WHERE article_id = ?", (article_id,))]
+        self.db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
+        return ids
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute(
+            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+        self.db.execute("COMMIT")
+
+    def chunk_ids(self) -> np.ndarray:
+        return np.fromiter((r[0] for r in self.db.execute("SELECT id FROM chunks")), np.int64)
+
+    def vectors(self, chunk_ids: Sequence[int], dimension: int) -> np.ndarray:
+        rows = []
+        for start in range(0, len(chunk_ids), 500):
+            part = [int(i) for i in chunk_ids[start:start + 500]]
+            marks = ",".join("?" * len(part))
+            rows += self.db.execute(
+                f"SELECT id, vector FROM chunks WHERE id IN ({marks})", part).fetchall()
+        order = {cid: pos for pos, cid in enumerate(int(i) for i in chunk_ids)}
+        out = np.zeros((len(chunk_ids), dimension), np.float32)
+        for cid, blob in rows:
+            out[order[cid]] = np.frombuffer(blob, np.float32)
+        return out
+
+    def chunks(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:
+        ids = [int(i) for i in chunk_ids]
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(
+            "SELECT c.id, c.article_id, c.start_char, c.end_char, c.text, c.text_hash,"
+            " a.title, a.source, a.url, a.published FROM chunks c"
+            f" JOIN articles a ON a.id = c.article_id WHERE c.id IN ({marks})", ids)
+        return {row[0]: ChunkRow(*row) for row in rows}
+
+    def article_chunks(self, article_id: str) -> list[tuple[int, int, str]]:
+        return self.db.execute(
+            "SELECT start_char, end_char, text FROM chunks WHERE article_id = ? ORDER BY ordinal",
+            (article_id,)).fetchall()
+
+    def articles(self, article_id: str | None = None) -> list[ArticleRow]:
+        where, args = ("WHERE a.id = ?", (article_id,)) if article_id else ("", ())
+        rows = self.db.execute(
+            "SELECT a.id, a.source, a.title, a.url, a.published, a.metadata, a.text,"
+            " (SELECT COUNT(*) FROM chunks c WHERE c.article_id = a.id), a.added_at"
+            f" FROM articles a {where} ORDER BY a.added_at, a.source", args)
+        return [ArticleRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8])
+                for r in rows]
+
+    def count_articles(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
+
+    def count_chunks(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
