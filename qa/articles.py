@@ -34,8 +34,11 @@ _BINARY_MAGIC = {
     b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image",
     b"%PDF": "a PDF document", b"PK\x03\x04": "a ZIP archive", b"\x1f\x8b": "a gzip archive",
 }
+_WESTERN = "cp1252"
 TEXT_FIELDS = ("text", "content", "body", "article", "maintext", "description")
 _HTML_TAG = re.compile(r"<(?:p|div|br|article|span|a|h[1-6])\b[^>]*>", re.IGNORECASE)
+_HTML_PAGE = re.compile(r"<(?:html|body)\b", re.IGNORECASE)
+_NAVIGATION = ["//nav", "//*[@role='navigation']"]  # pruned before trafilatura's fallbacks see it
 DATE_FIELDS = ("published", "date", "published_at", "publishedAt", "pubDate", "datetime")
 _RECORD_FIELDS = {*TEXT_FIELDS, *DATE_FIELDS, "title", "url", "link", "id", "_id"}
 
@@ -92,11 +95,26 @@ def decode(data: bytes, notes: list[str]) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         pass
-    guess = from_bytes(data).best()
-    if guess is None:
+    text, encoding = _legacy_decode(data)
+    notes.append(f"not UTF-8: decoded as {encoding}")
+    return text
+
+
+def _legacy_decode(data: bytes) -> tuple[str, str]:
+    """The detected encoding; cp1252 (Western, a superset of Latin-1) wins a tie, as on the web.
+
+    Short Western text decodes as cleanly in cp1250 ("crème" -> "crčme"), so the detector's own
+    order between equally good guesses must not decide.
+    """
+    matches = from_bytes(data)
+    best = matches.best()
+    if best is None:
         raise LoadError("not text in any known encoding")
-    notes.append(f"not UTF-8: decoded as {guess.encoding}")
-    return str(guess)
+    for match in matches:
+        tied = (match.chaos, match.coherence) == (best.chaos, best.coherence)
+        if tied and _WESTERN in match.could_be_from_charset:
+            return data.decode(_WESTERN), _WESTERN
+    return str(best), best.encoding
 
 
 def _require_text(article: Article) -> Article:
@@ -123,7 +141,7 @@ def from_html(raw: str, source: str, url: str | None = None, **known) -> Article
     """Main text through trafilatura; menus, asides, scripts and footers stay behind."""
     doc = trafilatura.bare_extraction(
         raw, url=url, with_metadata=True, include_comments=False, include_tables=True,
-        favor_precision=True,
+        favor_precision=True, prune_xpath=_NAVIGATION,
     )
     if doc is None or not (doc.text or "").strip():
         raise LoadError("no article text found in the HTML (only scripts, menus or markup)")
@@ -160,8 +178,9 @@ def from_record(record: object, source: str, file: str) -> Article:
         "metadata": {k: v for k, v in record.items()
                      if k not in _RECORD_FIELDS and isinstance(v, str | int | float | bool)},
     }
-    if _HTML_TAG.search(text):
-        article = from_html(text, identity, **known)
+    if _HTML_TAG.search(text):  # a fragment needs a page around it for trafilatura to read it
+        page = text if _HTML_PAGE.search(text) else f"<html><body><div>{text}</div></body></html>"
+        article = from_html(page, identity, **known)
     else:
         cleaned = clean_text(text, find_header=False)
         article = _require_text(Article(source=identity, text=cleaned.text, **known))
@@ -217,6 +236,8 @@ def load_file(path: Path, max_bytes: int = MAX_BYTES) -> Iterator[Article | Refu
         if suffix not in SUPPORTED_SUFFIXES:
             raise LoadError(f"unsupported file type {suffix or '(none)'!r}; supported: "
                             + ", ".join(sorted(SUPPORTED_SUFFIXES)))
+        if path.is_symlink() and not path.exists():
+            raise LoadError("broken symbolic link: its target does not exist")
         if not path.is_file():
             raise LoadError("not a regular file")
         size = path.stat().st_size
@@ -235,6 +256,16 @@ def load_file(path: Path, max_bytes: int = MAX_BYTES) -> Iterator[Article | Refu
         yield Refused(source, f"cannot read: {exc.strerror or exc}")
 
 
+def _decode_declared(data: bytes, charset: str | None, notes: list[str]) -> str:
+    """Bytes in the charset the server declared; a missing or unknown one is detected instead."""
+    if charset:
+        try:
+            return data.decode(charset, errors="replace")
+        except LookupError:
+            notes.append(f"the server declared an unknown charset {charset!r}")
+    return decode(data, notes)
+
+
 def load_url(url: str, max_bytes: int = MAX_BYTES, timeout: float = URL_TIMEOUT
              ) -> Iterator[Article | Refused]:
     request = urllib.request.Request(url, headers={"User-Agent": "ArticleQA/0.1"})
@@ -246,7 +277,7 @@ def load_url(url: str, max_bytes: int = MAX_BYTES, timeout: float = URL_TIMEOUT
         if len(data) > max_bytes:
             raise LoadError(f"page larger than {max_bytes / 2**20:.0f} MiB")
         notes: list[str] = []
-        raw = data.decode(charset, errors="replace") if charset else decode(data, notes)
+        raw = _decode_declared(data, charset, notes)
         kind = next((s for s in SUPPORTED_SUFFIXES if url.lower().split("?")[0].endswith(s)),
                     ".html" if "html" in content_type else ".json" if "json" in content_type
                     else ".txt")

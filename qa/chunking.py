@@ -50,6 +50,22 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+def _split_long(sentence: str, offset: int, budget: int, count_tokens: TokenCounter,
+                split_tokens: TokenSplitter) -> list[tuple[int, int, int]]:
+    """Token windows of an over-long sentence, re-counted so that none exceeds ``budget``.
+
+    A window cut inside a word can count more once it stands alone ("##ina" becomes "ina"),
+    so the window size shrinks by the excess until every piece fits.
+    """
+    size = budget
+    while True:
+        spans = split_tokens(sentence, size)
+        counts = count_tokens([sentence[s:e] for s, e in spans])
+        if max(counts) <= budget or size == 1:
+            return [(offset + s, offset + e, n) for (s, e), n in zip(spans, counts, strict=True)]
+        size = max(1, size - (max(counts) - budget))
+
+
 def chunk_text(
     text: str,
     count_tokens: TokenCounter,
@@ -61,12 +77,13 @@ def chunk_text(
     budget = max(16, min(settings.target_tokens, settings.max_tokens) - reserved_tokens)
     units: list[tuple[int, int, int]] = []  # start, end, tokens
     spans = split_sentences(text)
+    if not spans:
+        return []
     for (start, end), n in zip(spans, count_tokens([text[s:e] for s, e in spans]), strict=True):
         if n <= budget:
             units.append((start, end, n))
         else:
-            units.extend((start + s, start + e, budget) for s, e in split_tokens(
-                text[start:end], budget))
+            units.extend(_split_long(text[start:end], start, budget, count_tokens, split_tokens))
 
     chunks: list[Chunk] = []
     i = 0

@@ -34,6 +34,7 @@ _COPYRIGHT = re.compile(r"^\s*(?:©|\(c\)|copyright\b).{0,120}$", re.IGNORECASE)
 _DATE_PREFIX = re.compile(
     r"^\s*(?:published|updated|posted|date|last updated)\s*(?:on|:)?\s*", re.IGNORECASE
 )
+_DOTTED_DATE = re.compile(r"\b\d{1,2}\.\d{1,2}\.\d{4}\b")  # 05.01.2014: day first, as in Europe
 _SENTENCE_END = re.compile(r"[.!?…:;][\"'”’)\]]*\s*$")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 
@@ -90,7 +91,8 @@ def parse_date(line: str) -> str | None:
     if not (6 <= len(candidate) <= 40) or not re.search(r"\d{4}", candidate):
         return None
     try:
-        parsed = date_parser.parse(candidate, fuzzy=False, default=None)
+        parsed = date_parser.parse(candidate, fuzzy=False, default=None,
+                                   dayfirst=bool(_DOTTED_DATE.search(candidate)))
     except (ValueError, OverflowError, TypeError):
         return None
     return parsed.date().isoformat() if 1900 < parsed.year <= date.today().year + 1 else None

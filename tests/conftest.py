@@ -1,0 +1,46 @@
+"""Shared fixtures: the real model, loaded once per test session, and real index folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples" / "articles"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+SEED_ARTICLE = ROOT.parent / "shared" / "seeds" / "dw-iraq-their-fight.txt"
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    from embeddings import Encoder
+
+    return Encoder()
+
+
+@pytest.fixture
+def kb(tmp_path, encoder):
+    """An empty index in a temporary folder, sharing the session's model."""
+    from qa import ArticleQA
+
+    index = ArticleQA(tmp_path / "index", encoder=encoder)
+    yield index
+    index.close()
+
+
+@pytest.fixture(scope="session")
+def seed_article() -> Path:
+    if not SEED_ARTICLE.exists():
+        pytest.skip(f"{SEED_ARTICLE} is absent (it lives in ../shared beside the repo)")
+    return SEED_ARTICLE
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.skip(f"{SHARED_DATA} is absent (evaluation data lives in ../shared beside the repo)")
+    return SHARED_DATA

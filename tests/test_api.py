@@ -1,0 +1,182 @@
+"""The ArticleQA facade: ingest bookkeeping, retrieval, removal, refusal of foreign indexes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from qa import Article, ArticleQA, ChunkSettings, IndexMismatch
+from qa.articles import source_id
+from qa.manifest import MANIFEST_FILE
+from tests.conftest import SAMPLES
+
+
+def _vector_ids(kb: ArticleQA) -> list[int]:
+    return sorted(kb.vectors.ids().tolist())
+
+
+def _consistent(kb: ArticleQA) -> bool:
+    return _vector_ids(kb) == sorted(kb.store.chunk_ids().tolist())
+
+
+def test_seed_article_answers_with_the_kerry_sentence_first(kb, seed_article):
+    report = kb.add(seed_article, progress=False)
+    assert report.added == [str(seed_article)] and report.ok
+    answer = kb.ask("who said it was their fight?", k=3)
+    top = answer.passages[0]
+    assert "their fight" in top.text and "John Kerry" in top.text
+    assert top.title == "US on Iraq: 'Their fight'" and top.published == "2014-01-05"
+    article = kb.article(top.article_id)
+    assert article.text[top.start:top.end] == top.text
+    assert answer.text is None and answer.confidence == 0.0  # no reader yet: no pretending
+    for _, _, text in kb.store.article_chunks(top.article_id):
+        assert "Skip to" not in text and "Image: Reuters" not in text and "bk/msh" not in text
+
+
+def test_sample_questions_rank_their_article_first_and_the_answer_in_the_top_five(kb):
+    article_ids = {}
+    for path in sorted(SAMPLES.iterdir()):
+        report = kb.add(path, progress=False)
+        article_ids[path.name] = {source_id(source) for source in report.added}
+    questions = [json.loads(line) for line in (SAMPLES.parent / "questions.jsonl").open()]
+    for q in (q for q in questions if q["answers"]):
+        passages = kb.ask(q["question"], k=5).passages
+        assert passages[0].article_id in article_ids[q["article"]], q["question"]
+        assert any(a in p.text for p in passages for a in q["answers"]), q["question"]
+
+
+def test_adding_the_same_files_again_changes_nothing(kb):
+    first = kb.add(SAMPLES, progress=False)
+    assert len(first.added) == 6 and first.ok
+    chunks, generation = kb.store.count_chunks(), kb.store.generation
+    second = kb.add(SAMPLES, progress=False)
+    assert second.added == [] and sorted(second.unchanged) == sorted(first.added)
+    assert kb.store.count_chunks() == chunks and kb.store.generation == generation
+    assert len(kb) == 6
+
+
+def test_an_edited_file_replaces_its_old_chunks(kb, tmp_path):
+    path = tmp_path / "story.txt"
+    path.write_text("Old headline\n\nThe harbour bridge reopened on Tuesday after repairs.\n")
+    kb.add(path, progress=False)
+    old_ids = _vector_ids(kb)
+    path.write_text("New headline\n\nThe harbour bridge closed again on Friday after a crash.\n")
+    report = kb.add(path, progress=False)
+    assert report.updated == [str(path)] and len(kb) == 1
+    texts = [t for _, _, t in kb.store.article_chunks(kb.articles()[0].id)]
+    assert texts == ["The harbour bridge closed again on Friday after a crash."]
+    assert kb.articles()[0].title == "New headline"
+    assert _consistent(kb) and not set(old_ids) & set(_vector_ids(kb))
+
+
+def test_same_text_under_two_sources_is_stored_twice_but_shown_once(kb):
+    text = "Rescue boats reached the island village of Tarnholm before dawn on Sunday."
+    kb.add_articles([Article(source="wire-a", title="Boats reach Tarnholm", text=text),
+                     Article(source="wire-b", title="Boats reach Tarnholm", text=text),
+                     Article(source="other", title="Budget", text="The budget passed.")],
+                    progress=False)
+    assert len(kb) == 3
+    passages = kb.ask("Which village did the rescue boats reach?", k=3).passages
+    assert [p.text for p in passages].count(text) == 1
+    assert len(passages) == 2
+
+
+def test_remove_deletes_article_chunks_and_vectors(kb):
+    kb.add(SAMPLES, progress=False)
+    target = next(a for a in kb.articles() if "comet" in a.title)
+    assert kb.remove(target.id)
+    assert kb.article(target.id) is None and len(kb) == 5 and _consistent(kb)
+    assert all("comet" not in p.text for p in kb.ask("Who discovered the comet?", k=5).passages)
+    assert not kb.remove(target.id)
+    source = kb.articles()[0].source
+    assert kb.remove(source) and len(kb) == 4  # by source too
+
+
+def test_index_persists_and_reopens(tmp_path, encoder):
+    folder = tmp_path / "index"
+    first = ArticleQA(folder, encoder=encoder)
+    first.add(SAMPLES, progress=False)
+    expected = first.ask("How many power banks were recalled?").passages[0].text
+    first.close()
+    reopened = ArticleQA(folder, encoder=encoder)
+    assert len(reopened) == 6
+    assert reopened.ask("How many power banks were recalled?").passages[0].text == expected
+
+
+def test_stale_or_missing_vector_file_is_rebuilt_from_sqlite(tmp_path, encoder):
+    folder = tmp_path / "index"
+    kb = ArticleQA(folder, encoder=encoder)
+    kb.add(SAMPLES, progress=False)
+    kb.close()
+    for cache in folder.glob("vectors-*.faiss"):
+        cache.unlink()
+    kb = ArticleQA(folder, encoder=encoder)
+    assert _consistent(kb) and len(kb.vectors) == kb.store.count_chunks() > 0
+    assert len(list(folder.glob("vectors-*.faiss"))) == 1
+
+
+def test_other_chunking_is_refused_with_advice(tmp_path, encoder):
+    folder = tmp_path / "index"
+    ArticleQA(folder, encoder=encoder).close()
+    with pytest.raises(IndexMismatch, match="chunked with .* open it without chunking options"):
+        ArticleQA(folder, encoder=encoder, chunking=ChunkSettings(target_tokens=64))
+
+
+def test_other_model_is_refused_with_advice(tmp_path, encoder):
+    folder = tmp_path / "index"
+    ArticleQA(folder, encoder=encoder).close()
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    manifest.update(model="some-org/other-model", model_sha256="0" * 64)
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(IndexMismatch, match="built with model 'some-org/other-model'.*--model"):
+        ArticleQA(folder, encoder=encoder)
+
+
+def test_other_schema_is_refused_with_advice(tmp_path, encoder):
+    folder = tmp_path / "index"
+    ArticleQA(folder, encoder=encoder).close()
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    manifest["schema_version"] = 0
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(IndexMismatch, match="schema v0.*Build a new index"):
+        ArticleQA(folder, encoder=encoder)
+
+
+def test_a_folder_that_is_not_an_index_is_refused(tmp_path, encoder):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(IndexMismatch, match="holds no ArticleQA index"):
+        ArticleQA(tmp_path, encoder=encoder)
+
+
+@pytest.mark.parametrize(
+    ("question", "k", "message"),
+    [("", 5, "question is empty"), ("   \n ", 5, "question is empty"),
+     ("w" * 10_000, 5, "10,000 characters; the limit is 2,000"),
+     ("who?", 0, "k must be between 1 and 100"), ("who?", 10_000, "k must be between")],
+)
+def test_bad_questions_get_clear_errors(kb, question, k, message):
+    with pytest.raises(ValueError, match=message):
+        kb.ask(question, k=k)
+
+
+def test_asking_an_empty_index_returns_no_passages(kb):
+    answer = kb.ask("anything at all?")
+    assert answer.passages == [] and answer.text is None
+
+
+def test_good_items_of_a_bad_batch_are_indexed(kb, tmp_path):
+    shutil.copy(SAMPLES / "rail-strike.md", tmp_path / "good.md")
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "picture.txt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    (tmp_path / "mixed.jsonl").write_text(
+        '{"title": "Ferry", "text": "The night ferry to Skarholm was cancelled."}\n{broken\n')
+    report = kb.add([tmp_path, tmp_path / "missing.md"], progress=False)
+    assert sorted(report.added) == sorted([str(tmp_path / "good.md"), f"{tmp_path}/mixed.jsonl:1"])
+    reasons = dict(report.failed)
+    assert reasons[str(tmp_path / "empty.txt")] == "empty file"
+    assert "PNG" in reasons[str(tmp_path / "picture.txt")]
+    assert "invalid JSON" in reasons[f"{tmp_path}/mixed.jsonl:2"]
+    assert "no such file" in reasons[str(tmp_path / "missing.md")]
+    assert len(kb) == 2 and _consistent(kb)
