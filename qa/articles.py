@@ -307,12 +307,16 @@ def iter_articles(inputs: Iterable[str | Path], max_bytes: int = MAX_BYTES
             continue
         path = Path(item)
         if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                parts = child.relative_to(path).parts
-                if any(p.startswith(".") for p in parts) or child.is_dir():
-                    continue
-                if child.suffix.lower() in SUPPORTED_SUFFIXES:
-                    yield from load_file(child, max_bytes)
+            files = [
+                child for child in sorted(path.rglob("*"))
+                if child.suffix.lower() in SUPPORTED_SUFFIXES and not child.is_dir()
+                and not any(p.startswith(".") for p in child.relative_to(path).parts)
+            ]
+            if not files:
+                yield Refused(str(path), "folder holds no supported files ("
+                              + ", ".join(sorted(SUPPORTED_SUFFIXES)) + ")")
+            for child in files:
+                yield from load_file(child, max_bytes)
         elif path.exists() or path.is_symlink():
             yield from load_file(path, max_bytes)
         else:

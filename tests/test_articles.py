@@ -418,3 +418,9 @@ def test_copied_sample_keeps_its_text_but_not_its_identity(tmp_path):
     original, duplicate = _load(SAMPLES / "norrbridge-flood.txt", copy)[0]
     assert original.text == duplicate.text and original.content_hash == duplicate.content_hash
     assert original.id != duplicate.id
+
+
+def test_folder_without_supported_files_is_reported(tmp_path):
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    refusal = _one_refusal(tmp_path)
+    assert refusal.reason.startswith("folder holds no supported files (.htm, .html")
