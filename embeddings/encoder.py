@@ -123,6 +123,10 @@ class Encoder:
         """One query vector; repeated questions (chat retries, evaluation reruns) hit a cache."""
         return self._query_cache(text)
 
+    def clear_cache(self) -> None:
+        """Forget cached query vectors (so that timing runs measure real encodes)."""
+        self._query_cache.cache_clear()
+
     def _encode_one(self, text: str) -> np.ndarray:
         vector = self.encode([text])[0]
         vector.flags.writeable = False

@@ -8,6 +8,7 @@ rebuilt from SQLite whenever it lags behind, e.g. after an ingest was killed).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from tqdm import tqdm
 from embeddings import Encoder, VectorIndex
 from qa.articles import MAX_BYTES, Article, Refused, iter_articles, source_id
 from qa.chunking import Chunk, ChunkSettings, chunk_text
-from qa.manifest import IndexMismatch, Manifest
+from qa.manifest import TEXT_ONLY, TITLE_AND_TEXT, IndexMismatch, Manifest
 from qa.retrieval import collapse_copies, dense_candidates
 from qa.store import Store
 
@@ -58,6 +59,7 @@ class Answer:
     text: str | None  # None: no answer found (answer extraction is not built yet)
     confidence: float
     passages: list[Passage]
+    timings: dict[str, float] = field(default_factory=dict)  # ms per stage
 
     def to_dict(self) -> dict:
         """The `articleqa ask --json` contract."""
@@ -101,6 +103,7 @@ def _batches(items: Sequence[tuple[Article, list[Chunk]]], size: int
 class ArticleQA:
     """Open or create the index in ``path``; pass ``encoder`` to share one loaded model.
 
+    ``embed_title`` (default on) embeds each chunk with its article's headline for context.
     ``batch_chunks`` is how many chunks are embedded and committed together: larger batches
     encode a little faster, smaller ones lose less work when an ingest is interrupted.
     """
@@ -110,6 +113,7 @@ class ArticleQA:
         path: str | Path | None = None,
         model: str | None = None,
         chunking: ChunkSettings | None = None,
+        embed_title: bool | None = None,
         encoder: Encoder | None = None,
         batch_chunks: int = BATCH_CHUNKS,
     ):
@@ -127,9 +131,13 @@ class ArticleQA:
             chunking = (ChunkSettings(**existing.chunking) if existing
                         else ChunkSettings(max_tokens=self.encoder.max_tokens))
         self.chunking = chunking
+        if embed_title is None:
+            embed_title = existing is None or existing.passage_format == TITLE_AND_TEXT
+        self.embed_title = embed_title
         self.manifest = Manifest(
             model=self.encoder.name, model_sha256=self.encoder.checksum,
             dimension=self.encoder.dimension, chunking=chunking.as_dict(),
+            passage_format=TITLE_AND_TEXT if embed_title else TEXT_ONLY,
         )
         if existing:
             existing.check(self.manifest, self.folder)
@@ -239,7 +247,7 @@ class ArticleQA:
                           self.chunking, reserved_tokens=reserved)
 
     def _title_prefix(self, title: str) -> str:
-        if not title.strip():
+        if not self.embed_title or not title.strip():
             return ""
         return title[:self.encoder.token_windows(title, TITLE_TOKENS)[0][1]]
 
@@ -250,13 +258,16 @@ class ArticleQA:
 
     # --- questions ------------------------------------------------------------------------
 
-    def ask(self, question: str, k: int = 5) -> Answer:
-        """Ranked, cited passages for a question (the answer span comes with the reader)."""
+    def search(self, question: str, k: int) -> tuple[list[Passage], dict[str, float]]:
+        """The ``k`` best distinct passages and how long each stage took (ms).
+
+        Any depth is allowed (evaluation ranks 100 documents); `ask` is the bounded public form.
+        """
         question = check_question(question)
-        if not 1 <= k <= MAX_K:
-            raise ValueError(f"k must be between 1 and {MAX_K}, got {k}")
         self._refresh()
+        started = time.perf_counter()
         query = self.encoder.encode_query(question)
+        encoded = time.perf_counter()
         hits = dense_candidates(self.vectors, query, max(4 * k, 20))
         rows = self.store.chunks([chunk_id for chunk_id, _ in hits])
         hits = [(cid, score) for cid, score in hits if cid in rows]
@@ -268,7 +279,18 @@ class ArticleQA:
                     url=rows[cid].url, published=rows[cid].published, chunk_id=cid)
             for rank, (cid, score) in enumerate(kept, 1)
         ]
-        return Answer(question=question, text=None, confidence=0.0, passages=passages)
+        searched = time.perf_counter()
+        return passages, {"encode": 1000 * (encoded - started),
+                          "search": 1000 * (searched - encoded)}
+
+    def ask(self, question: str, k: int = 5) -> Answer:
+        """Ranked, cited passages for a question (the answer span comes with the reader)."""
+        if not 1 <= k <= MAX_K:
+            raise ValueError(f"k must be between 1 and {MAX_K}, got {k}")
+        passages, timings = self.search(question, k)
+        timings["read"] = 0.0
+        return Answer(question=check_question(question), text=None, confidence=0.0,
+                      passages=passages, timings=timings)
 
     # --- library --------------------------------------------------------------------------
 

@@ -175,8 +175,9 @@ def from_record(record: object, source: str, file: str) -> Article:
     identity = url or (f"{file}#{record_id}" if record_id is not None else source)
     known = {
         "url": url,
-        "metadata": {k: v for k, v in record.items()
-                     if k not in _RECORD_FIELDS and isinstance(v, str | int | float | bool)},
+        "metadata": {"file": file} | {
+            k: v for k, v in record.items()
+            if k not in _RECORD_FIELDS and isinstance(v, str | int | float | bool)},
     }
     if _HTML_TAG.search(text):  # a fragment needs a page around it for trafilatura to read it
         page = text if _HTML_PAGE.search(text) else f"<html><body><div>{text}</div></body></html>"

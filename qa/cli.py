@@ -1,4 +1,4 @@
-"""`articleqa index / ask / info / remove`: the terminal face of `ArticleQA`.
+"""`articleqa index / ask / info / remove / eval`: the terminal face of `ArticleQA`.
 
 Exit codes: 0 fine, 1 some input failed (the rest was indexed), 2 bad usage or an index that
 cannot be opened (the message says what to do).
@@ -11,6 +11,7 @@ import json
 import sys
 import textwrap
 from collections.abc import Sequence
+from pathlib import Path
 
 from qa.api import DEFAULT_INDEX, INDEX_ENV, MAX_K, Answer, ArticleQA, IngestReport
 from qa.articles import MAX_BYTES
@@ -91,6 +92,23 @@ def cmd_remove(args: argparse.Namespace) -> int:
     return 1 if missing else 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from qa.datasets import load_dataset
+    from qa.evaluation import evaluate
+
+    dataset = load_dataset(args.dataset, corpus=args.corpus)
+    out = Path(args.out or f"eval-reports/{dataset.name}")
+    runs = evaluate(dataset, args.config or ["dense"], out, Path(args.cache),
+                    model=args.model, progress=not args.quiet, limit=args.limit)
+    if args.json:
+        print(json.dumps({r.config: {"build": r.build, "metrics": r.metrics} for r in runs},
+                         indent=2))
+    else:
+        print((out / "report.md").read_text())
+        print(f"reports in {out}/")
+    return 0
+
+
 def _k(value: str) -> int:
     k = int(value)
     if not 1 <= k <= MAX_K:
@@ -129,6 +147,21 @@ def build_parser() -> argparse.ArgumentParser:
     remove = commands.add_parser("remove", parents=[common], help="remove articles")
     remove.add_argument("ids", nargs="+", metavar="ID", help="article id or source")
     remove.set_defaults(run=cmd_remove)
+    evaluation = commands.add_parser(
+        "eval", help="evaluate on a BEIR folder, SQuAD .json or questions .jsonl",
+        parents=[common])
+    evaluation.add_argument("dataset", metavar="DATASET")
+    evaluation.add_argument("--corpus", nargs="+", default=[], metavar="PATH",
+                            help="articles to index for a questions .jsonl")
+    evaluation.add_argument("--config", action="append", metavar="NAME",
+                            help="configuration to run (repeat to compare; default: dense)")
+    evaluation.add_argument("--out", metavar="DIR",
+                            help="report folder (default: eval-reports/DATASET)")
+    evaluation.add_argument("--cache", metavar="DIR", default=".articleqa-cache",
+                            help="where evaluation indexes are kept and reused")
+    evaluation.add_argument("--limit", type=int, help="ask only the first N questions")
+    evaluation.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    evaluation.set_defaults(run=cmd_eval)
     return parser
 
 

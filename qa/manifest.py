@@ -14,6 +14,8 @@ from pathlib import Path
 from qa.store import SCHEMA_VERSION
 
 MANIFEST_FILE = "manifest.json"
+TITLE_AND_TEXT = "title + text"
+TEXT_ONLY = "text"
 
 
 class IndexMismatch(RuntimeError):
@@ -26,7 +28,7 @@ class Manifest:
     model_sha256: str | None
     dimension: int
     chunking: dict
-    passage_format: str = "title + text"
+    passage_format: str = TITLE_AND_TEXT
     schema_version: int = SCHEMA_VERSION
 
     def write(self, folder: Path) -> None:

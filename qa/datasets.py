@@ -1,0 +1,142 @@
+"""Evaluation datasets in their native formats, as articles to index and questions to ask.
+
+SQuAD v1.1 / v2.0 JSON (each Wikipedia article, all its paragraphs, becomes one article),
+BEIR folders (corpus.jsonl[.gz], queries.jsonl, qrels/test.tsv) and JSONL question files with
+acceptable answers (``answers: []`` = unanswerable) over a corpus of files.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qa.articles import Article, Refused, iter_articles
+
+
+class DatasetError(ValueError):
+    """The dataset is malformed or incomplete; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Query:
+    id: str
+    question: str
+    answers: list[str] = field(default_factory=list)  # empty: unanswerable (or none given)
+    relevant: dict[str, int] = field(default_factory=dict)  # article source -> grade
+    answerable: bool = True
+
+
+@dataclass
+class Dataset:
+    name: str
+    articles: list[Article]
+    queries: list[Query]
+
+
+def _json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read JSON ({exc})") from exc
+
+
+def _jsonl(path: Path) -> list[dict]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            lines = [(n, line) for n, line in enumerate(handle, 1) if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read ({exc})") from exc
+    rows = []
+    for number, line in lines:
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{path}:{number}: invalid JSON ({exc.msg})") from exc
+    return rows
+
+
+def load_squad(path: Path) -> Dataset:
+    data = _json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise DatasetError(f"{path}: not SQuAD JSON (expected a top-level 'data' list)")
+    articles, queries = [], []
+    for entry in data["data"]:
+        try:
+            source = f"{path.stem}:{entry['title']}"
+            paragraphs = entry["paragraphs"]
+            articles.append(Article(source=source, title=entry["title"].replace("_", " "),
+                                    text="\n\n".join(p["context"] for p in paragraphs)))
+            for paragraph in paragraphs:
+                for qa in paragraph["qas"]:
+                    answers = list(dict.fromkeys(a["text"] for a in qa.get("answers", [])))
+                    impossible = bool(qa.get("is_impossible")) or not answers
+                    queries.append(Query(qa["id"], qa["question"], [] if impossible else answers,
+                                         {} if impossible else {source: 1}, not impossible))
+        except (KeyError, TypeError) as exc:
+            raise DatasetError(f"{path}: SQuAD entry is missing {exc}") from exc
+    return Dataset(path.stem, articles, queries)
+
+
+def load_beir(folder: Path, split: str = "test") -> Dataset:
+    corpus = next((folder / n for n in ("corpus.jsonl", "corpus.jsonl.gz")
+                   if (folder / n).exists()), None)
+    qrels_path = folder / "qrels" / f"{split}.tsv"
+    for needed in (corpus, folder / "queries.jsonl", qrels_path):
+        if needed is None or not needed.exists():
+            raise DatasetError(f"{folder}: not a BEIR folder (missing {needed or 'corpus.jsonl'})")
+    articles = [Article(source=str(d["_id"]), title=d.get("title") or "", text=d["text"])
+                for d in _jsonl(corpus) if d.get("text", "").strip()]
+    qrels: dict[str, dict[str, int]] = {}
+    with open(qrels_path, newline="") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            try:
+                qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
+            except (KeyError, ValueError, TypeError) as exc:
+                raise DatasetError(f"{qrels_path}: bad row {row} ({exc})") from exc
+    queries = [Query(str(q["_id"]), q["text"], relevant=qrels[str(q["_id"])])
+               for q in _jsonl(folder / "queries.jsonl") if str(q["_id"]) in qrels]
+    return Dataset(folder.name, articles, queries)
+
+
+def load_questions(path: Path, corpus: Sequence[str | Path]) -> Dataset:
+    """JSONL questions ({"id", "question", "answers", "article"}) over the files in ``corpus``."""
+    if not corpus:
+        raise DatasetError(f"{path}: a question file needs --corpus PATH (the articles to index)")
+    articles, refused = [], []
+    for item in iter_articles(corpus):
+        (refused if isinstance(item, Refused) else articles).append(item)
+    if refused:
+        raise DatasetError("corpus inputs failed: " + "; ".join(
+            f"{r.source}: {r.reason}" for r in refused))
+    by_name: dict[str, dict[str, int]] = {}  # file name, stem or source -> its articles
+    for article in articles:
+        origin = Path(article.metadata.get("file", article.source))
+        for name in {origin.name, origin.stem, article.source}:
+            by_name.setdefault(name, {})[article.source] = 1
+    queries = []
+    for number, row in enumerate(_jsonl(path), 1):
+        if not isinstance(row.get("question"), str) or not isinstance(row.get("answers"), list):
+            raise DatasetError(f"{path}:{number}: needs 'question' (text) and 'answers' (list)")
+        name = row.get("article")
+        if name and name not in by_name:
+            raise DatasetError(f"{path}:{number}: article {name!r} is not in the corpus")
+        queries.append(Query(str(row.get("id", number)), row["question"], row["answers"],
+                             by_name[name] if name else {}, bool(row["answers"])))
+    return Dataset(path.stem, articles, queries)
+
+
+def load_dataset(path: str | Path, corpus: Sequence[str | Path] = ()) -> Dataset:
+    """Recognise the format: a BEIR folder, SQuAD JSON, or a JSONL question file."""
+    path = Path(path)
+    if path.is_dir():
+        return load_beir(path)
+    if path.suffix == ".json":
+        return load_squad(path)
+    if path.suffix == ".jsonl":
+        return load_questions(path, corpus)
+    raise DatasetError(f"{path}: expected a BEIR folder, SQuAD .json or questions .jsonl")

@@ -1,0 +1,246 @@
+"""Batch evaluation: a dataset and some configurations in, metrics, plots and reports out.
+
+Every question is asked against the whole index (open-domain), as a user would ask it. Indexes
+are kept in a cache folder and reused: re-adding unchanged articles is a no-op, so a second
+run costs only the questions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from embeddings import Encoder
+from qa.api import ArticleQA
+from qa.datasets import Dataset, Query
+from qa.metrics import (
+    exact_match,
+    f1_score,
+    hit_at_k,
+    ndcg_at_k,
+    normalize_answer,
+    percentiles,
+    recall_at_k,
+    reciprocal_rank,
+)
+
+CONFIGS: dict[str, dict] = {
+    "dense": {},  # chunks embedded with their headline (the default)
+    "dense-text-only": {"embed_title": False},
+}
+HIT_KS = (1, 3, 5, 10)
+RANK_DEPTH = 100  # documents ranked per question (Recall@100)
+PASSAGE_DEPTH = 300  # passages fetched to find RANK_DEPTH distinct documents
+ANSWER_K = 10  # passages the answer is looked for in
+
+
+@dataclass
+class Run:
+    config: str
+    build: dict
+    metrics: dict
+    rows: list[dict] = field(default_factory=list)
+
+
+def _contains_answer(text: str, answers: Sequence[str]) -> bool:
+    norm = f" {normalize_answer(text)} "
+    return any(f" {normalize_answer(a)} " in norm for a in answers if normalize_answer(a))
+
+
+def _ask(kb: ArticleQA, query: Query) -> dict:
+    started = time.perf_counter()
+    answer = kb.ask(query.question, k=ANSWER_K)
+    total = 1000 * (time.perf_counter() - started)
+    ranked, _ = kb.search(query.question, k=PASSAGE_DEPTH)
+    documents = list(dict.fromkeys(p.source for p in ranked))[:RANK_DEPTH]
+    answer_hits = [_contains_answer(p.text, query.answers) for p in answer.passages]
+    return {
+        "id": query.id, "question": query.question, "answers": query.answers,
+        "answerable": query.answerable, "prediction": answer.text,
+        "confidence": answer.confidence,
+        "em": exact_match(answer.text, query.answers if query.answerable else []),
+        "f1": f1_score(answer.text, query.answers if query.answerable else []),
+        "relevant": query.relevant, "ranked_documents": documents[:10],
+        "first_relevant_rank": next((i for i, d in enumerate(documents, 1)
+                                     if query.relevant.get(d, 0) > 0), None),
+        "answer_hit_rank": next((i for i, hit in enumerate(answer_hits, 1) if hit), None),
+        "ndcg@10": ndcg_at_k(documents, query.relevant, 10) if query.relevant else None,
+        "recall@100": recall_at_k(documents, query.relevant, 100) if query.relevant else None,
+        "mrr@10": reciprocal_rank(documents, query.relevant, 10) if query.relevant else None,
+        "article_hits": [query.relevant.get(d, 0) > 0 for d in documents[:10]],
+        "passage_answer_hits": answer_hits,
+        "passages": [{"rank": p.rank, "score": p.score, "source": p.source,
+                      "text": p.text[:300]} for p in answer.passages[:3]],
+        "ms": {**{k: round(v, 3) for k, v in answer.timings.items()}, "total": round(total, 3)},
+    }
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return float(np.mean(kept)) if kept else None
+
+
+def summarise(rows: Sequence[dict]) -> dict:
+    judged = [r for r in rows if r["relevant"]]
+    with_answers = [r for r in rows if r["answerable"] and r["answers"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
+    abstained = [r for r in rows if r["prediction"] is None]
+    correct_abstentions = sum(1 for r in abstained if not r["answerable"])
+    metrics = {
+        "questions": len(rows), "judged": len(judged), "with_answers": len(with_answers),
+        "unanswerable": len(unanswerable),
+        "ndcg@10": _mean([r["ndcg@10"] for r in judged]),
+        "recall@100": _mean([r["recall@100"] for r in judged]),
+        "mrr@10": _mean([r["mrr@10"] for r in judged]),
+        **{f"article_hit@{k}": _mean([hit_at_k(r["article_hits"], k) for r in judged])
+           for k in HIT_KS},
+        **{f"answer_hit@{k}": _mean([hit_at_k(r["passage_answer_hits"], k) for r in with_answers])
+           for k in HIT_KS},
+        "em": _mean([r["em"] for r in rows]), "f1": _mean([r["f1"] for r in rows]),
+        "em_answerable": _mean([r["em"] for r in rows if r["answerable"]]),
+        "f1_answerable": _mean([r["f1"] for r in rows if r["answerable"]]),
+        "no_answer_precision": correct_abstentions / len(abstained) if abstained else None,
+        "no_answer_recall": correct_abstentions / len(unanswerable) if unanswerable else None,
+    }
+    for stage in ("encode", "search", "read", "total"):
+        metrics[f"latency_ms_{stage}"] = percentiles([r["ms"].get(stage, 0.0) for r in rows])
+    return metrics
+
+
+def run_config(dataset: Dataset, config: str, cache: Path, encoder: Encoder,
+               progress: bool = True, limit: int | None = None) -> Run:
+    kb = ArticleQA(cache / f"{dataset.name}-{config}", encoder=encoder, **CONFIGS[config])
+    started = time.perf_counter()
+    report = kb.add_articles(dataset.articles, progress=progress)
+    seconds = time.perf_counter() - started
+    chunks = kb.store.count_chunks()
+    build = {
+        "seconds": round(seconds, 2), "articles": len(kb), "chunks": chunks,
+        "added": len(report.added), "reused": len(report.unchanged),
+        "chunks_per_second": round(chunks / seconds, 1) if report.added and seconds else None,
+    }
+    queries = dataset.queries[:limit] if limit else dataset.queries
+    encoder.clear_cache()
+    rows = [_ask(kb, q) for q in tqdm(queries, desc=f"Asking ({config})", unit=" question",
+                                      disable=not progress)]
+    kb.close()
+    metrics = summarise(rows)
+    metrics["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return Run(config, build, metrics, rows)
+
+
+def evaluate(dataset: Dataset, configs: Sequence[str], out: Path, cache: Path,
+             encoder: Encoder | None = None, model: str | None = None, progress: bool = True,
+             limit: int | None = None) -> list[Run]:
+    """Run every configuration on the dataset and write the reports into ``out``."""
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown:
+        raise ValueError(f"unknown config {unknown[0]!r}; choose from {', '.join(CONFIGS)}")
+    encoder = encoder or Encoder(model)
+    runs = [run_config(dataset, c, cache, encoder, progress, limit) for c in configs]
+    write_reports(dataset, runs, out)
+    return runs
+
+
+# --- reports ------------------------------------------------------------------------------
+
+_TABLE_METRICS = [
+    "ndcg@10", "recall@100", "mrr@10", *[f"article_hit@{k}" for k in HIT_KS],
+    *[f"answer_hit@{k}" for k in HIT_KS], "em", "f1", "em_answerable", "f1_answerable",
+    "no_answer_precision", "no_answer_recall",
+]
+
+
+def _fmt(value: object) -> str:
+    return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def write_reports(dataset: Dataset, runs: Sequence[Run], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    machine = {"platform": platform.platform(), "python": platform.python_version(),
+               "cpus": os.cpu_count()}
+    (out / "metrics.json").write_text(json.dumps({
+        "dataset": dataset.name, "articles": len(dataset.articles),
+        "questions": len(runs[0].rows) if runs else 0, "machine": machine,
+        "configs": {r.config: {"build": r.build, "metrics": r.metrics} for r in runs},
+    }, indent=2) + "\n")
+    with open(out / "per_question.jsonl", "w") as handle:
+        for run in runs:
+            for row in run.rows:
+                handle.write(json.dumps({"config": run.config, **row}, ensure_ascii=False) + "\n")
+    _plots(runs, out)
+    names = [r.config for r in runs]
+    lines = [f"# Evaluation: {dataset.name}", "",
+             f"{len(dataset.articles)} articles, {len(runs[0].rows) if runs else 0} questions, "
+             f"asked against the whole index. Machine: {machine['platform']}, "
+             f"{machine['cpus']} CPUs.", "",
+             "| metric | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    lines += [f"| {m} | " + " | ".join(_fmt(r.metrics[m]) for r in runs) + " |"
+              for m in _TABLE_METRICS if any(r.metrics[m] is not None for r in runs)]
+    for stage in ("encode", "search", "read", "total"):
+        lines.append(f"| latency {stage} p50 / p95 / p99 ms | " + " | ".join(
+            " / ".join(f"{v:.1f}" for v in r.metrics[f"latency_ms_{stage}"].values())
+            for r in runs) + " |")
+    lines += [
+        "| index build s (chunks, chunks/s) | " + " | ".join(
+            f"{r.build['seconds']} ({r.build['chunks']}, {_fmt(r.build['chunks_per_second'])})"
+            + (" reused" if not r.build["added"] else "") for r in runs) + " |",
+        "| peak RSS MB | " + " | ".join(_fmt(r.metrics["peak_rss_mb"]) for r in runs) + " |",
+        "", "![hit@k](hit_at_k.png) ![latency](latency.png) ![abstention](abstention.png)", "",
+        "Per-question results: `per_question.jsonl`. Answer extraction is not built yet "
+        "(issue #4): every prediction is \"no answer\", so EM/F1 count only abstentions.", "",
+    ]
+    (out / "report.md").write_text("\n".join(lines))
+
+
+def _plots(runs: Sequence[Run], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for run in runs:
+        for kind, style in (("article_hit", "-o"), ("answer_hit", "--s")):
+            values = [run.metrics[f"{kind}@{k}"] for k in HIT_KS]
+            if all(v is not None for v in values):
+                ax.plot(HIT_KS, values, style, label=f"{run.config}: {kind.replace('_', ' ')}")
+    ax.set(xlabel="k", ylabel="fraction of questions", title="hit@k", ylim=(0, 1.02),
+           xticks=HIT_KS)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "hit_at_k.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for run in runs:
+        ax.hist([r["ms"]["total"] for r in run.rows], bins=40, alpha=0.6, label=run.config)
+    ax.set(xlabel="ask latency (ms)", ylabel="questions", title="latency per question")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "latency.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    thresholds = np.linspace(0, 1, 51)
+    for run in runs:
+        confidences = np.array([r["confidence"] if r["prediction"] else -1 for r in run.rows])
+        answered = [(confidences >= t).mean() for t in thresholds]
+        ax.plot(thresholds, answered, label=f"{run.config}: answered")
+        ax.plot(thresholds, [1 - a for a in answered], "--", label=f"{run.config}: abstained")
+    ax.set(xlabel="confidence threshold", ylabel="fraction of questions",
+           title="answered vs abstained", ylim=(-0.02, 1.02))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "abstention.png", dpi=110)
+    plt.close(fig)
