@@ -106,7 +106,8 @@ def test_json_object_sample():
     assert article.source == article.url == url  # a record's identity is its URL
     assert article.title == "Castmere Rovers win Northern Shield with extra-time header"
     assert article.published == "2026-05-09"
-    assert article.metadata == {"source": "Northern Sports Wire"}
+    assert article.metadata == {"file": str(SAMPLES / "sports-final.json"),
+                                "source": "Northern Sports Wire"}
     assert article.text.startswith("Castmere Rovers won the Northern Shield")
 
 
