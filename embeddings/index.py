@@ -35,16 +35,20 @@ class VectorIndex:
         if len(ids):
             self.index.add_with_ids(vectors, ids)
 
+    def vector(self, id_: int) -> np.ndarray:
+        return self.index.reconstruct(int(id_))
+
     def remove(self, ids: np.ndarray) -> int:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         return int(self.index.remove_ids(ids)) if len(ids) else 0
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores, ids) per query row, best first."""
+    def search(self, queries: np.ndarray, k: int, params: faiss.SearchParameters | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, ids) per query row, best first; ``params`` may restrict the ids."""
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if not len(self) or k < 1:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
-        return self.index.search(queries, min(k, len(self)))
+        return self.index.search(queries, min(k, len(self)), params=params)
 
     def save(self, path: str | Path) -> None:
         """Write to a temporary file and rename it over the old one: readers never see half."""

@@ -8,19 +8,29 @@ rebuilt from SQLite whenever it lags behind, e.g. after an ingest was killed).
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from embeddings import Encoder, VectorIndex
+from qa.analysis import Analysis, analyse
 from qa.articles import MAX_BYTES, Article, Refused, iter_articles, source_id
 from qa.chunking import Chunk, ChunkSettings, chunk_text
 from qa.manifest import TEXT_ONLY, TITLE_AND_TEXT, IndexMismatch, Manifest
-from qa.retrieval import collapse_copies, dense_candidates
+from qa.reading import DEFAULT_THRESHOLD, Evidence, Reading, read
+from qa.retrieval import (
+    collapse_copies,
+    dense_candidates,
+    lexical_query,
+    reciprocal_rank_fusion,
+    weighted_fusion,
+)
 from qa.store import Store
 
 INDEX_ENV = "ARTICLEQA_INDEX"
@@ -30,11 +40,34 @@ MAX_QUESTION_CHARS = 2000
 MAX_K = 100
 BATCH_CHUNKS = 1024
 TITLE_TOKENS = 32
+READ_PASSAGES = 5  # the reader looks for the answer in this many top passages
 
 
 def index_folder(path: str | Path | None = None) -> Path:
     """``path``, else ``$ARTICLEQA_INDEX``, else ``./articleqa-index``."""
     return Path(path or os.environ.get(INDEX_ENV) or DEFAULT_INDEX)
+
+
+RETRIEVAL_MODES = ("hybrid", "hybrid-weighted", "dense", "bm25")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Only articles from these sources (ids or sources), published within [since, until]."""
+
+    sources: tuple[str, ...] = ()
+    since: str | None = None
+    until: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.sources or self.since or self.until)
+
+    def as_args(self) -> tuple:
+        for day in (self.since, self.until):
+            if day is not None and not re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", day):
+                raise ValueError(f"dates are YYYY[-MM[-DD]], got {day!r}")
+        return self.sources, self.since, self.until
 
 
 @dataclass
@@ -50,6 +83,8 @@ class Passage:
     url: str | None = None
     published: str | None = None
     chunk_id: int = 0
+    dense_score: float = 0.0  # cosine of question and passage
+    bm25_score: float = 0.0  # 0 when BM25 did not retrieve it
     answer_span: tuple[int, int] | None = None  # offsets of the answer inside ``text``
 
 
@@ -104,6 +139,9 @@ class ArticleQA:
     """Open or create the index in ``path``; pass ``encoder`` to share one loaded model.
 
     ``embed_title`` (default on) embeds each chunk with its article's headline for context.
+    ``analysis`` (default on) runs spaCy at index time so that answers can be extracted;
+    ``threshold`` is the reader's confidence below which it answers "no answer".
+    ``retrieval`` is the default search mode (see `search`).
     ``batch_chunks`` is how many chunks are embedded and committed together: larger batches
     encode a little faster, smaller ones lose less work when an ingest is interrupted.
     """
@@ -116,9 +154,14 @@ class ArticleQA:
         embed_title: bool | None = None,
         encoder: Encoder | None = None,
         batch_chunks: int = BATCH_CHUNKS,
+        retrieval: str = "hybrid",
+        analysis: bool | None = None,
+        threshold: float = DEFAULT_THRESHOLD,
     ):
         self.folder = index_folder(path)
         self.batch_chunks = batch_chunks
+        self.retrieval = retrieval
+        self.threshold = threshold
         if self.folder.exists() and not self.folder.is_dir():
             raise IndexMismatch(f"{self.folder} is a file, not an index folder")
         existing = Manifest.read(self.folder)
@@ -134,10 +177,13 @@ class ArticleQA:
         if embed_title is None:
             embed_title = existing is None or existing.passage_format == TITLE_AND_TEXT
         self.embed_title = embed_title
+        self.analysis = analysis if analysis is not None else (
+            existing.analysis if existing else True)
         self.manifest = Manifest(
             model=self.encoder.name, model_sha256=self.encoder.checksum,
             dimension=self.encoder.dimension, chunking=chunking.as_dict(),
             passage_format=TITLE_AND_TEXT if embed_title else TEXT_ONLY,
+            analysis=self.analysis,
         )
         if existing:
             existing.check(self.manifest, self.folder)
@@ -225,13 +271,20 @@ class ArticleQA:
         with tqdm(total=total, desc="Embedding", unit=" chunk", disable=not progress) as bar:
             for batch in _batches(todo, self.batch_chunks):
                 inputs = [text for a, chunks in batch for text in self.passage_inputs(a, chunks)]
-                vectors = self.encoder.encode(inputs)
-                bounds = np.cumsum([0] + [len(chunks) for _, chunks in batch])
+                analyses = (list(analyse([a.text for a, _ in batch])) if self.analysis
+                            else [None] * len(batch))
+                sentences = [a.text[s:e] for (a, _), found in zip(batch, analyses, strict=True)
+                             if found for s, e in found.sentences]
+                vectors = self.encoder.encode(inputs + sentences)
+                sizes = [len(chunks) for _, chunks in batch] + [
+                    len(found.sentences) if found else 0 for found in analyses]
+                bounds = np.cumsum([0, *sizes])
+                parts = [vectors[bounds[i]:bounds[i + 1]] for i in range(len(sizes))]
                 removed, added = self.store.replace_articles(
-                    (a, chunks, vectors[bounds[i]:bounds[i + 1]])
+                    (a, chunks, parts[i], analyses[i], parts[len(batch) + i])
                     for i, (a, chunks) in enumerate(batch))
                 self.vectors.remove(np.asarray(removed, np.int64))
-                self.vectors.add(np.asarray(added, np.int64), vectors)
+                self.vectors.add(np.asarray(added, np.int64), vectors[:len(inputs)])
                 for article, _ in batch:
                     (report.updated if article.id in known else report.added).append(
                         article.source)
@@ -258,39 +311,90 @@ class ArticleQA:
 
     # --- questions ------------------------------------------------------------------------
 
-    def search(self, question: str, k: int) -> tuple[list[Passage], dict[str, float]]:
+    def search(self, question: str, k: int, filters: Filters | None = None,
+               mode: str | None = None) -> tuple[list[Passage], dict[str, float]]:
         """The ``k`` best distinct passages and how long each stage took (ms).
 
-        Any depth is allowed (evaluation ranks 100 documents); `ask` is the bounded public form.
+        ``mode`` is hybrid (dense + BM25, reciprocal rank fusion; the default), hybrid-weighted,
+        dense or bm25. Any depth is allowed (evaluation ranks 100 documents); `ask` is the
+        bounded public form.
         """
         question = check_question(question)
+        mode = mode or self.retrieval
+        if mode not in RETRIEVAL_MODES:
+            raise ValueError(f"unknown retrieval mode {mode!r}; choose from {RETRIEVAL_MODES}")
         self._refresh()
         started = time.perf_counter()
         query = self.encoder.encode_query(question)
         encoded = time.perf_counter()
-        hits = dense_candidates(self.vectors, query, max(4 * k, 20))
-        rows = self.store.chunks([chunk_id for chunk_id, _ in hits])
-        hits = [(cid, score) for cid, score in hits if cid in rows]
-        kept = collapse_copies(hits, lambda cid: rows[cid].text_hash, k)
+        allowed = self.store.chunk_ids_where(*filters.as_args()) if filters else None
+        depth = max(4 * k, 50)
+        dense = dense_candidates(self.vectors, query, depth, allowed) if mode != "bm25" else []
+        match = lexical_query(question)
+        lexical = self.store.bm25(match, depth, allowed) if mode != "dense" and match else []
+        if mode == "dense" or mode == "bm25":
+            fused = dense or lexical
+        elif mode == "hybrid-weighted":
+            fused = weighted_fusion(dense, lexical)
+        else:
+            fused = reciprocal_rank_fusion([dense, lexical])
+        rows = self.store.chunks([chunk_id for chunk_id, _ in fused[:depth]])
+        fused = [(cid, score) for cid, score in fused[:depth] if cid in rows]
+        kept = collapse_copies(fused, lambda cid: rows[cid].text, k)
+        bm25_scores = dict(lexical)
         passages = [
             Passage(rank=rank, score=round(score, 4), text=rows[cid].text,
                     article_id=rows[cid].article_id, title=rows[cid].title,
                     source=rows[cid].source, start=rows[cid].start, end=rows[cid].end,
-                    url=rows[cid].url, published=rows[cid].published, chunk_id=cid)
+                    url=rows[cid].url, published=rows[cid].published, chunk_id=cid,
+                    dense_score=round(float(self.vectors.vector(cid) @ query), 4),
+                    bm25_score=round(bm25_scores.get(cid, 0.0), 4))
             for rank, (cid, score) in enumerate(kept, 1)
         ]
         searched = time.perf_counter()
         return passages, {"encode": 1000 * (encoded - started),
                           "search": 1000 * (searched - encoded)}
 
-    def ask(self, question: str, k: int = 5) -> Answer:
-        """Ranked, cited passages for a question (the answer span comes with the reader)."""
+    def ask(self, question: str, k: int = 5, sources: Sequence[str] = (),
+            since: str | None = None, until: str | None = None) -> Answer:
+        """Ranked, cited passages and the answer span, or "no answer" (``text`` None).
+
+        ``sources`` (ids or parts of sources) and ISO ``since`` / ``until`` (inclusive) limit
+        which articles are searched.
+        """
+        question = check_question(question)
         if not 1 <= k <= MAX_K:
             raise ValueError(f"k must be between 1 and {MAX_K}, got {k}")
-        passages, timings = self.search(question, k)
-        timings["read"] = 0.0
-        return Answer(question=check_question(question), text=None, confidence=0.0,
-                      passages=passages, timings=timings)
+        filters = Filters(tuple(sources), since, until)
+        passages, timings = self.search(question, k, filters if filters.active else None)
+        started = time.perf_counter()
+        reading = self._read(question, passages[:READ_PASSAGES])
+        if reading.passage is not None:
+            passage = passages[reading.passage]
+            passage.answer_span = (reading.start - passage.start, reading.end - passage.start)
+        timings["read"] = 1000 * (time.perf_counter() - started)
+        return Answer(question=question, text=reading.text,
+                      confidence=round(reading.confidence, 4), passages=passages,
+                      timings=timings)
+
+    def _read(self, question: str, passages: Sequence[Passage]) -> Reading:
+        evidence = []
+        for passage in passages:
+            found = self._analysis(passage.article_id, self.generation)
+            if found is None:
+                return Reading(None, 0.0)  # built without analysis: no answers, only passages
+            analysis, vectors, text = found
+            evidence.append(Evidence(passage.start, passage.end, passage.bm25_score, analysis,
+                                     vectors, text))
+        query = self.encoder.encode_query(question)
+        return read(question, query, evidence, self.threshold)
+
+    @lru_cache(maxsize=256)  # noqa: B019 (one index object lives as long as its cache)
+    def _analysis(self, article_id: str, generation: int
+                  ) -> tuple[Analysis, np.ndarray, str] | None:
+        found = self.store.analysis(article_id, self.manifest.dimension)
+        article = self.article(article_id)
+        return (*found, article.text) if found and article else None
 
     # --- library --------------------------------------------------------------------------
 

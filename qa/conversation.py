@@ -1,0 +1,442 @@
+"""Chat turns: follow-up questions resolved against the conversation, offline and explainably.
+
+"who said it was their fight?" then "where was he speaking?" becomes "where was John Kerry
+speaking?": a person pronoun is replaced by the previous turn's answer (or, while no answer was
+extracted, the most salient person in the question's best passage); "it" by the previous turn's
+main named thing; a short follow-up, one that starts with "and" / "what about", or one that
+says "they" carries the previous turn's topic (its named entities and its article's headline
+entities). Every change is listed, so the UI can show exactly what was searched.
+
+No model and no network: capitalised spans, a few cue words, and overlap with the question.
+``evaluate_conversations`` scores the resolution on a multi-turn JSONL set
+(``samples/conversations.jsonl``); ``python -m qa.conversation`` runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qa.metrics import normalize_answer
+
+# --- words ---------------------------------------------------------------------------------
+
+STOP = frozenset("""
+a about above after again against all also am an and any are as at be because been before being
+below between both but by can could did do does doing down during each few for from further had
+has have having he her here hers herself him himself his how i if in into is it its itself just
+me more most my myself no nor not now of off on once only or other our ours out over own same
+she should so some such than that the their theirs them themselves then there these they this
+those through to too under until up very was we were what when where which while who whom why
+will with would you your yours mr mrs ms dr said says say told tell according also did does
+""".split())
+PERSON_PRONOUNS = {"he", "him", "she", "his", "hers", "her", "himself", "herself"}
+POSSESSIVE = {"his", "hers"}
+THING_PRONOUNS = {"it", "its"}
+GROUP_PRONOUNS = {"they", "them", "their", "theirs"}
+CONTINUATIONS = ("and ", "what about ", "how about ", "and what about ", "also ")
+# Words that introduce a person ("Secretary of State John Kerry", "striker Dario Okonkwo").
+TITLES = frozenset("""
+mr mrs ms dr prof president secretary state minister prime chancellor general gen colonel
+mayor councillor governor senator commander captain manager striker midfielder defender winger
+coach chief officer spokesperson spokesman spokeswoman student professor director leader
+founder co-founder executive chair chairman chairwoman king queen prince princess pope judge
+""".split())
+SPEECH = frozenset("""
+said says told added warned urged admitted argued insisted explained announced promised claimed
+asked replied stated noted confirmed wrote
+""".split())
+# Capitalised words that name organisations or places, not people.
+NON_PERSON = frozenset("""
+union council office party labs rovers united observatory stadium street road lane bridge
+river hills government ministry department agency company city town district province region
+court university school hospital station airport bank group command forces army state states
+alliance commission network rail railway club league cup shield trophy wire daily news times
+courier press post staff members people
+""".split())
+
+_TOKEN = re.compile(r"[^\W\d_](?:[\w'’/\-]|\.(?=\w))*|\d(?:[\w/\-]|[.,](?=\d))*", re.UNICODE)
+_SENTENCE = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"”’']))\s+|\n+")
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def _capitalised(token: str) -> bool:
+    return token[:1].isupper()
+
+
+def content_words(text: str) -> list[str]:
+    return [w for w in _WORD.findall(text.lower()) if w not in STOP and len(w) > 1]
+
+
+def _strip_token(token: str) -> str:
+    token = token.rstrip(".’'-")
+    return token[:-2] if token.endswith(("'s", "’s")) else token
+
+
+def named_spans(text: str) -> list[tuple[str, bool]]:
+    """Runs of capitalised words, each with whether it looks like a person.
+
+    A capitalised word that also appears in lower case in ``text`` (a sentence's first word:
+    "Speaking", "The") is not a name; leading titles ("Secretary of State") are dropped and
+    mark the rest as a person, as does a speech verb next to the span ("Kerry said").
+    """
+    tokens = [(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+    lower = {t.lower() for t, _, _ in tokens if not _capitalised(t)}
+    spans: list[tuple[str, bool]] = []
+    i = 0
+    while i < len(tokens):
+        if not _capitalised(tokens[i][0]):
+            i += 1
+            continue
+        j = i
+        run = []
+        while j < len(tokens) and _capitalised(tokens[j][0]):
+            run.append(j)
+            # a span ends at punctuation between words ("Kerry, the ...")
+            if j + 1 < len(tokens) and text[tokens[j][2]:tokens[j + 1][1]].strip():
+                j += 1
+                break
+            j += 1
+        words = [_strip_token(tokens[n][0]) for n in run]
+        titled = False
+        while words and (words[0].lower() in TITLES or words[0].lower() in lower
+                         or words[0].lower() in STOP):
+            titled = titled or words[0].lower() in TITLES
+            words.pop(0)
+            run.pop(0)
+        before = tokens[i - 1][0].lower() if i > 0 else ""
+        titled = titled or before in TITLES or (before == "of" and i > 1
+                                                and tokens[i - 2][0].lower() in TITLES)
+        if words:
+            after = [_strip_token(t).lower() for t, _, _ in tokens[j:j + 4]]
+            gap = text[tokens[j - 1][2]:tokens[j][1]].strip() if j < len(tokens) else ""
+            speaker = (after[:1] and after[0] in SPEECH) or before in SPEECH
+            # "Renée Duquesne, who leads", "Tomas Brennick, the union's general secretary"
+            appositive = gap == "," and bool(after) and (
+                after[0] == "who" or (after[0] in ("the", "a", "its", "their")
+                                      and bool(TITLES & set(after[1:]))))
+            speaker = speaker or appositive
+            org = any(w.lower() in NON_PERSON for w in words)
+            person = not org and (titled or speaker) and not words[-1].isupper()
+            spans.append((" ".join(words), person))
+        i = max(j, i + 1)
+    return spans
+
+
+def sentences(text: str) -> list[str]:
+    return [s for s in _SENTENCE.split(text) if s.strip()]
+
+
+# --- turns -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Turn:
+    question: str  # as typed
+    resolved: str  # as searched
+    answer: str | None = None
+    person: str | None = None  # who "he" / "she" refers to next
+    thing: str | None = None  # what "it" refers to next
+    topic: list[str] = field(default_factory=list)  # carried by short follow-ups
+
+
+@dataclass
+class Resolution:
+    question: str
+    resolved: str
+    changes: list[str] = field(default_factory=list)  # "he → John Kerry", "+ Iraq"
+
+    @property
+    def changed(self) -> bool:
+        return self.resolved != self.question
+
+
+def _salient(question: str, passages: Sequence, answer: str | None,
+             known_people: Iterable[str] = ()) -> tuple[str | None, str | None, list[str]]:
+    """(person, thing, topic terms) of a finished turn.
+
+    The person is the answer if there is one; else a person the question names (the one a
+    pronoun was resolved to: the conversation stays on them); else, for a "who" question or
+    one naming nobody, the best-placed person in the top passages.
+    """
+    known_people = set(known_people)
+    asked = {w.lower() for w in _WORD.findall(question)}
+    terms = set(content_words(question))
+    scores: Counter[str] = Counter()
+    people: set[str] = set()
+    for rank, passage in enumerate(passages[:5]):
+        weight = 1.0 / (rank + 1) ** 0.5
+        for sentence in sentences(passage.text):
+            overlap = len(terms & set(content_words(sentence)))
+            for span, person in named_spans(sentence):
+                if {w.lower() for w in span.split()} <= asked:
+                    continue  # a name the question already says is not its answer
+                scores[span] += weight * (0.2 + overlap ** 2)  # the sentence that matches
+                if person:
+                    people.add(span)
+    # "Kerry" is "John Kerry": credit the full name with its surname's mentions
+    for short in list(scores):
+        longer = [s for s in scores if s != short and s.endswith(" " + short)]
+        if longer:
+            best = max(longer, key=lambda s: scores[s])
+            scores[best] += scores.pop(short)
+            if short in people:
+                people.add(best)
+    ranked = [s for s, _ in scores.most_common()]
+    question_spans = named_spans(question)
+    named = [s for s, p in question_spans if p or s in known_people]
+    asks_who = bool(re.match(r"\W*(?:and\s+)?(?:who|whom|whose)\b", question, re.IGNORECASE))
+    person = named[0] if named and not asks_who else None
+    person = person or next((s for s in ranked if s in people), None)
+    if answer and answer[:1].isupper() and len(answer.split()) <= 5:
+        person = answer
+    things = [s for s, p in question_spans if not p and s not in known_people
+              and s != person]
+    thing = things[0] if things else next(
+        (s for s in ranked if s not in people and s != person and len(s) > 2), None)
+    topic = list(dict.fromkeys(things))
+    if passages:
+        topic += [s for s, p in named_spans(passages[0].title) if not p and s not in topic]
+    topic = [t for t in topic if not any(t != o and t in o for o in topic)]
+    return person, thing, topic[:2]
+
+
+def _replace_word(text: str, word: str, replacement: str) -> str:
+    return re.sub(rf"\b{re.escape(word)}\b", replacement, text, count=1, flags=re.IGNORECASE)
+
+
+class Conversation:
+    """The turns so far; ``resolve`` a new question against them, then ``record`` its answer."""
+
+    def __init__(self, turns: Iterable[Turn] = ()):
+        self.turns: list[Turn] = list(turns)
+
+    def resolve(self, question: str) -> Resolution:
+        question = " ".join(question.split())
+        if not self.turns:
+            return Resolution(question, question)
+        last = self.turns[-1]
+        resolved, changes = question, []
+        words = [w.lower() for w in _WORD.findall(question)]
+        lowered = question.lower()
+        # "and what did the general promise?" -> drop the connective, keep the topic
+        continuation = next((c for c in CONTINUATIONS if lowered.startswith(c)), None)
+        if continuation in ("and ", "also "):
+            resolved = resolved[len(continuation):]
+        for pronoun in [w for w in words if w in PERSON_PRONOUNS][:1]:
+            if not last.person:
+                break
+            possessive = pronoun in POSSESSIVE or (
+                pronoun == "her" and not re.search(r"\bher\b\s*(?:[?.!,]|$|to\b|about\b|"
+                                                   r"for\b|with\b)", resolved, re.IGNORECASE))
+            target = f"{last.person}'s" if possessive else last.person
+            resolved = _replace_word(resolved, pronoun, target)
+            changes.append(f"{pronoun} → {target}")
+        for pronoun in [w for w in words if w in THING_PRONOUNS][:1]:
+            if not last.thing:
+                break
+            target = f"{last.thing}'s" if pronoun == "its" else last.thing
+            resolved = _replace_word(resolved, pronoun, target)
+            changes.append(f"{pronoun} → {target}")
+        present = {w.lower() for w in _WORD.findall(resolved)}
+        short = len(content_words(resolved)) <= 3 and not named_spans(question)
+        carry = (continuation is not None or short or GROUP_PRONOUNS & set(words)) and not (
+            changes and not continuation)
+        if carry:
+            terms = [t for t in last.topic
+                     if not {w.lower() for w in _WORD.findall(t)} <= present]
+            if terms:
+                resolved = f"{resolved.rstrip()} ({', '.join(terms)})"
+                changes.extend(f"+ {t}" for t in terms)
+        return Resolution(question, resolved, changes)
+
+    def record(self, resolution: Resolution, answer) -> Turn:
+        """Remember a finished turn (``answer`` is a `qa.Answer`)."""
+        people = [t.person for t in self.turns if t.person]
+        person, thing, topic = _salient(resolution.resolved, answer.passages, answer.text,
+                                        people)
+        last = self.turns[-1] if self.turns else None
+        if last and not topic:
+            topic = last.topic
+        turn = Turn(resolution.question, resolution.resolved, answer.text,
+                    person or (last.person if last else None),
+                    thing or (last.thing if last else None), topic)
+        self.turns.append(turn)
+        return turn
+
+    def ask(self, kb, question: str, k: int = 5, **filters):
+        """Resolve, ask ``kb``, record: (Resolution, Answer)."""
+        resolution = self.resolve(question)
+        answer = kb.ask(resolution.resolved, k=k, **filters)
+        self.record(resolution, answer)
+        return resolution, answer
+
+
+def cited_ranks(answer) -> list[int]:
+    """The passages an answer rests on: those holding its span, else those quoting its text."""
+    if not answer.text:
+        return []
+    spans = [p.rank for p in answer.passages if p.answer_span]
+    if spans:
+        return spans
+    wanted = normalize_answer(answer.text)
+    return [p.rank for p in answer.passages if wanted and wanted in normalize_answer(p.text)][:3]
+
+
+# --- evaluation ------------------------------------------------------------------------------
+
+
+class ConversationError(ValueError):
+    """The conversation file is malformed; the message names the line."""
+
+
+def load_conversations(path: str | Path) -> list[dict]:
+    """JSONL, one conversation a line: {"id", "turns": [{"question", "resolved_keywords",
+    "answers", "article"}]} (``resolved_keywords``: words the resolved question must hold)."""
+    conversations = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConversationError(f"{path}:{number}: invalid JSON ({exc.msg})") from exc
+        turns = row.get("turns") if isinstance(row, dict) else None
+        if not turns or not all(isinstance(t, dict) and isinstance(t.get("question"), str)
+                                for t in turns):
+            raise ConversationError(f"{path}:{number}: needs 'turns', each with a 'question'")
+        conversations.append({"id": str(row.get("id", number)), "turns": turns})
+    return conversations
+
+
+def _article_names(kb, article_id: str, cache: dict[str, set[str]]) -> set[str]:
+    if article_id not in cache:
+        row = kb.article(article_id)
+        names = {article_id}
+        if row is not None:
+            for origin in (row.source, row.metadata.get("file", "")):
+                if origin:
+                    names |= {Path(origin).name, Path(origin).stem, origin}
+        cache[article_id] = names
+    return cache[article_id]
+
+
+def _hit_rank(kb, passages, article: str | None, cache) -> int | None:
+    if not article:
+        return None
+    return next((p.rank for p in passages
+                 if article in _article_names(kb, p.article_id, cache)), None)
+
+
+def evaluate_conversations(kb, conversations: Sequence[dict], k: int = 5) -> dict:
+    """Ask every conversation with and without follow-up resolution; score each turn.
+
+    ``resolution``: share of follow-ups whose resolved question holds all expected keywords.
+    ``article_hit@1/@k``: the expected article ranks first / in the top k, resolved vs raw.
+    ``answer_in_passages@k``: an acceptable answer appears in the top k passages.
+    ``answer_em``: the extracted answer matches (only turns where the reader answered).
+    """
+    cache: dict[str, set[str]] = {}
+    rows = []
+    for conversation in conversations:
+        chat = Conversation()
+        for number, turn in enumerate(conversation["turns"]):
+            resolution, answer = chat.ask(kb, turn["question"], k=k)
+            raw = kb.ask(turn["question"], k=k) if number else answer
+            keywords = turn.get("resolved_keywords") or []
+            answers = turn.get("answers") or []
+            resolved_lower = resolution.resolved.lower()
+            rank = _hit_rank(kb, answer.passages, turn.get("article"), cache)
+            raw_rank = _hit_rank(kb, raw.passages, turn.get("article"), cache)
+            wanted = [normalize_answer(a) for a in answers]
+            def answer_at_1(passages, wanted=wanted, answers=answers):
+                return any(w and w in normalize_answer(p.text)
+                           for p in passages[:1] for w in wanted) if answers else None
+
+            rows.append({
+                "conversation": conversation["id"], "turn": number,
+                "question": turn["question"], "resolved": resolution.resolved,
+                "changes": resolution.changes,
+                "keywords_ok": all(w.lower() in resolved_lower for w in keywords)
+                if number else None,
+                "hit_rank": rank, "raw_hit_rank": raw_rank,
+                "answer_in_passages": any(w and w in normalize_answer(p.text)
+                                          for p in answer.passages for w in wanted)
+                if answers else None,
+                "answer_at_1": answer_at_1(answer.passages),
+                "raw_answer_at_1": answer_at_1(raw.passages),
+                "answer": answer.text,
+                "answer_em": (normalize_answer(answer.text or "") in wanted)
+                if answers and answer.text is not None else None,
+            })
+
+    def mean(values) -> float | None:
+        kept = [float(v) for v in values if v is not None]
+        return round(sum(kept) / len(kept), 4) if kept else None
+
+    judged = [r for r in rows if r["hit_rank"] is not None or r["raw_hit_rank"] is not None
+              or r["keywords_ok"] is not None]
+    followups = [r for r in rows if r["turn"] > 0]
+    with_article = [r for r in followups if r["hit_rank"] is not None
+                    or r["raw_hit_rank"] is not None]
+    metrics = {
+        "conversations": len(conversations), "turns": len(rows), "follow_ups": len(followups),
+        "resolution": mean(r["keywords_ok"] for r in followups),
+        "article_hit@1": mean(r["hit_rank"] == 1 for r in judged if "hit_rank" in r),
+        "follow_up_article_hit@1": mean(r["hit_rank"] == 1 for r in with_article),
+        f"follow_up_article_hit@{k}": mean(r["hit_rank"] is not None for r in with_article),
+        "follow_up_article_hit@1_unresolved": mean(r["raw_hit_rank"] == 1 for r in with_article),
+        f"follow_up_article_hit@{k}_unresolved": mean(r["raw_hit_rank"] is not None
+                                                      for r in with_article),
+        f"answer_in_passages@{k}": mean(r["answer_in_passages"] for r in rows),
+        "follow_up_answer_in_passage@1": mean(r["answer_at_1"] for r in followups),
+        "follow_up_answer_in_passage@1_unresolved": mean(r["raw_answer_at_1"]
+                                                         for r in followups),
+        "answer_em": mean(r["answer_em"] for r in rows),
+    }
+    return {"metrics": metrics, "rows": rows}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from qa.api import ArticleQA
+
+    parser = argparse.ArgumentParser(
+        prog="python -m qa.conversation",
+        description="Score follow-up resolution on a multi-turn conversation set.")
+    parser.add_argument("conversations", nargs="?", default="samples/conversations.jsonl")
+    parser.add_argument("--corpus", nargs="+", default=["samples/articles"], metavar="PATH")
+    parser.add_argument("--index", metavar="DIR", help="index to use (default: a temporary one)")
+    parser.add_argument("-k", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print every turn as JSON too")
+    args = parser.parse_args(argv)
+    conversations = load_conversations(args.conversations)
+    with tempfile.TemporaryDirectory() as tmp:
+        kb = ArticleQA(args.index or Path(tmp) / "index")
+        report = kb.add(args.corpus, progress=False)
+        if report.failed:
+            print(f"corpus inputs failed: {report.failed}", file=sys.stderr)
+            return 1
+        result = evaluate_conversations(kb, conversations, k=args.k)
+        kb.close()
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return 0
+    for row in result["rows"]:
+        mark = {True: "ok ", False: "BAD", None: "   "}[row["keywords_ok"]]
+        print(f"{mark} {row['conversation']}.{row['turn']}  {row['question']!r}"
+              + (f" -> {row['resolved']!r}" if row["resolved"] != row["question"] else "")
+              + f"  [rank {row['hit_rank']}, raw {row['raw_hit_rank']}]")
+    for key, value in result["metrics"].items():
+        print(f"{key:<36} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
