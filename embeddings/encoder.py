@@ -93,7 +93,7 @@ class Encoder:
         return int(self.model.max_seq_length) - 2
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        encoded = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        encoded = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
         return [len(ids) for ids in encoded]
 
     def token_windows(self, text: str, size: int) -> list[tuple[int, int]]:

@@ -204,8 +204,8 @@ def write_reports(dataset: Dataset, runs: Sequence[Run], out: Path) -> None:
             + (" reused" if not r.build["added"] else "") for r in runs) + " |",
         "| peak RSS MB | " + " | ".join(_fmt(r.metrics["peak_rss_mb"]) for r in runs) + " |",
         "", "![hit@k](hit_at_k.png) ![latency](latency.png) ![abstention](abstention.png)", "",
-        "Per-question results: `per_question.jsonl`. Answer extraction is not built yet "
-        "(issue #4): every prediction is \"no answer\", so EM/F1 count only abstentions.", "",
+        "Per-question results: `per_question.jsonl`. EM/F1 count \"no answer\" as right "
+        "only on unanswerable questions (SQuAD v2 rules).", "",
     ]
     (out / "report.md").write_text("\n".join(lines))
 
