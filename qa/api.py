@@ -95,6 +95,7 @@ class Answer:
     confidence: float
     passages: list[Passage]
     timings: dict[str, float] = field(default_factory=dict)  # ms per stage
+    candidates: list[tuple[str, float]] = field(default_factory=list)  # spans the reader weighed
 
     def to_dict(self) -> dict:
         """The `articleqa ask --json` contract."""
@@ -375,7 +376,7 @@ class ArticleQA:
         timings["read"] = 1000 * (time.perf_counter() - started)
         return Answer(question=question, text=reading.text,
                       confidence=round(reading.confidence, 4), passages=passages,
-                      timings=timings)
+                      timings=timings, candidates=list(reading.candidates))
 
     def _read(self, question: str, passages: Sequence[Passage]) -> Reading:
         evidence = []

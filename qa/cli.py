@@ -11,6 +11,7 @@ import json
 import sys
 import textwrap
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from qa.api import DEFAULT_INDEX, INDEX_ENV, MAX_K, Answer, ArticleQA, IngestReport
@@ -169,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--limit", type=int, help="ask only the first N questions")
     evaluation.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     evaluation.set_defaults(run=cmd_eval)
+    # Commands from other packages (e.g. `chat` from ui/), without qa importing them.
+    for entry in entry_points(group="articleqa.commands"):
+        entry.load()(commands, common)
     return parser
 
 

@@ -73,6 +73,10 @@ def _ask(kb: ArticleQA, query: Query) -> dict:
         "confidence": answer.confidence,
         "em": exact_match(answer.text, query.answers if query.answerable else []),
         "f1": f1_score(answer.text, query.answers if query.answerable else []),
+        "candidate_rank": next((i for i, (text, _) in enumerate(answer.candidates, 1)
+                                if exact_match(text, query.answers)), None),
+        "candidates": len(answer.candidates),
+        "best_candidate": answer.candidates[0][0] if answer.candidates else None,
         "relevant": query.relevant, "ranked_documents": documents[:10],
         "first_relevant_rank": next((i for i, d in enumerate(documents, 1)
                                      if query.relevant.get(d, 0) > 0), None),
@@ -93,6 +97,28 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return float(np.mean(kept)) if kept else None
 
 
+def threshold_sweep(rows: Sequence[dict], thresholds: Sequence[float] = tuple(
+        round(t, 2) for t in np.arange(0.0, 1.0001, 0.05))) -> list[dict]:
+    """What each confidence threshold would give: the reader's best span is the answer when
+    its confidence reaches the threshold, else "no answer"."""
+    sweep = []
+    for threshold in thresholds:
+        em, answered, kept, abstained_right = [], 0, [], []
+        for r in rows:
+            prediction = r["best_candidate"] if r["confidence"] >= threshold else None
+            answered += prediction is not None
+            golds = r["answers"] if r["answerable"] else []
+            em.append(exact_match(prediction, golds))
+            if r["answerable"]:
+                kept.append(exact_match(prediction, golds))
+            else:
+                abstained_right.append(prediction is None)
+        sweep.append({"threshold": threshold, "answered": answered / max(1, len(rows)),
+                      "em": _mean(em), "em_answerable": _mean(kept),
+                      "no_answer_recall": _mean(abstained_right)})
+    return sweep
+
+
 def summarise(rows: Sequence[dict]) -> dict:
     judged = [r for r in rows if r["relevant"]]
     with_answers = [r for r in rows if r["answerable"] and r["answers"]]
@@ -109,12 +135,15 @@ def summarise(rows: Sequence[dict]) -> dict:
            for k in HIT_KS},
         **{f"answer_hit@{k}": _mean([hit_at_k(r["passage_answer_hits"], k) for r in with_answers])
            for k in HIT_KS},
+        "candidate_recall": _mean([r["candidate_rank"] is not None for r in with_answers]),
+        "candidate_recall@5": _mean([(r["candidate_rank"] or 99) <= 5 for r in with_answers]),
         "em": _mean([r["em"] for r in rows]), "f1": _mean([r["f1"] for r in rows]),
         "em_answerable": _mean([r["em"] for r in rows if r["answerable"]]),
         "f1_answerable": _mean([r["f1"] for r in rows if r["answerable"]]),
         "no_answer_precision": correct_abstentions / len(abstained) if abstained else None,
         "no_answer_recall": correct_abstentions / len(unanswerable) if unanswerable else None,
     }
+    metrics["by_threshold"] = threshold_sweep(rows)
     for stage in ("encode", "search", "read", "total"):
         metrics[f"latency_ms_{stage}"] = percentiles([r["ms"].get(stage, 0.0) for r in rows])
     return metrics
@@ -163,7 +192,8 @@ def evaluate(dataset: Dataset, configs: Sequence[str], out: Path, cache: Path,
 
 _TABLE_METRICS = [
     "ndcg@10", "recall@100", "mrr@10", *[f"article_hit@{k}" for k in HIT_KS],
-    *[f"answer_hit@{k}" for k in HIT_KS], "em", "f1", "em_answerable", "f1_answerable",
+    *[f"answer_hit@{k}" for k in HIT_KS], "candidate_recall", "candidate_recall@5",
+    "em", "f1", "em_answerable", "f1_answerable",
     "no_answer_precision", "no_answer_recall",
 ]
 
@@ -240,14 +270,16 @@ def _plots(runs: Sequence[Run], out: Path) -> None:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    thresholds = np.linspace(0, 1, 51)
     for run in runs:
-        confidences = np.array([r["confidence"] if r["prediction"] else -1 for r in run.rows])
-        answered = [(confidences >= t).mean() for t in thresholds]
-        ax.plot(thresholds, answered, label=f"{run.config}: answered")
-        ax.plot(thresholds, [1 - a for a in answered], "--", label=f"{run.config}: abstained")
+        sweep = run.metrics["by_threshold"]
+        thresholds = [point["threshold"] for point in sweep]
+        ax.plot(thresholds, [p["answered"] for p in sweep], label=f"{run.config}: answered")
+        ax.plot(thresholds, [p["em"] for p in sweep], "--", label=f"{run.config}: EM (all)")
+        if any(p["no_answer_recall"] is not None for p in sweep):
+            ax.plot(thresholds, [p["no_answer_recall"] for p in sweep], ":",
+                    label=f"{run.config}: unanswerable abstained")
     ax.set(xlabel="confidence threshold", ylabel="fraction of questions",
-           title="answered vs abstained", ylim=(-0.02, 1.02))
+           title="answered vs abstained by confidence threshold", ylim=(-0.02, 1.02))
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "abstention.png", dpi=110)

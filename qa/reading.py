@@ -74,6 +74,7 @@ class Reading:
     passage: int | None = None  # index into the passages given
     start: int = 0  # offsets in the article text
     end: int = 0
+    candidates: tuple[tuple[str, float], ...] = ()  # every span considered, best first
 
 
 @dataclass(frozen=True)
@@ -167,10 +168,11 @@ def read(question: str, query: np.ndarray, evidence: Sequence[Evidence],
     if not candidates:
         return Reading(None, 0.0)
     ranked = sorted(candidates.values(), key=lambda c: -c[0])
+    considered = tuple((evidence[c[1]].text[c[2]:c[3]], round(c[0], 4)) for c in ranked)
     score, index, start, end, type_fit = ranked[0]
     margin = score - ranked[1][0] if len(ranked) > 1 else 0.5
     bm25_signal = best_bm25 / (best_bm25 + 8.0 * max(1, len(asked)) ** 0.5)
     confidence = _confidence((best_fit, bm25_signal, type_fit, min(margin, 0.5), score - 1.0))
     if confidence < threshold:
-        return Reading(None, confidence)
-    return Reading(evidence[index].text[start:end], confidence, index, start, end)
+        return Reading(None, confidence, candidates=considered)
+    return Reading(evidence[index].text[start:end], confidence, index, start, end, considered)
