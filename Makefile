@@ -2,18 +2,28 @@
 VENV := .venv
 BIN := $(VENV)/bin
 QUESTION ?= Who scored the winning goal in the Northern Shield final?
+PORT ?= 7860
+export HF_HUB_OFFLINE := 1
+export GRADIO_ANALYTICS_ENABLED := False
+export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: setup demo test lint bench
+.PHONY: setup demo ask test lint bench
 
 setup:
 	@bash scripts/setup.sh
 
+# Index the sample articles, then serve the chat at http://127.0.0.1:$(PORT)/ (Ctrl-C stops).
 demo: setup
-	$(BIN)/articleqa index samples/articles
+	$(BIN)/articleqa index samples/articles -q
+	$(BIN)/articleqa chat --port $(PORT)
+
+# The terminal version: index the samples and answer one question.
+ask: setup
+	$(BIN)/articleqa index samples/articles -q
 	$(BIN)/articleqa ask "$(QUESTION)" -k 3
 
 test: setup
-	$(BIN)/ruff check qa embeddings tests benchmarks
+	$(BIN)/ruff check qa embeddings ui tests benchmarks
 	$(BIN)/python -m pytest
 
 bench: setup

@@ -1,0 +1,125 @@
+"""Follow-up resolution (qa/conversation.py): unit cases, the DW seed conversation, and the
+multi-turn sample set scored end to end."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from qa.conversation import (
+    Conversation,
+    ConversationError,
+    cited_ranks,
+    evaluate_conversations,
+    load_conversations,
+    named_spans,
+)
+from tests.conftest import ROOT, SAMPLES
+
+CONVERSATIONS = ROOT / "samples" / "conversations.jsonl"
+
+
+def passage(text, rank=1, title="", answer_span=None):
+    return SimpleNamespace(text=text, rank=rank, title=title, answer_span=answer_span)
+
+
+def answer(text, *passages):
+    return SimpleNamespace(text=text, passages=list(passages))
+
+
+KERRY = passage(
+    'US Secretary of State John Kerry has offered Iraq support, but said the country\'s '
+    'battle with jihadists in the province of Anbar was "their fight." The Iraqi government '
+    "has promised a major attack.", title="US on Iraq: 'Their fight'")
+
+
+def test_named_spans_drop_titles_and_sentence_starts():
+    spans = dict(named_spans("Speaking in Jerusalem, Secretary of State John Kerry said the "
+                             "Amalgamated Union of Locomotive Staff would talk."))
+    assert spans["John Kerry"] is True
+    assert spans["Jerusalem"] is False
+    assert "Speaking" not in " ".join(spans)
+
+
+def test_first_question_is_left_alone():
+    resolution = Conversation().resolve("  who said it   was their fight? ")
+    assert resolution.resolved == "who said it was their fight?"
+    assert not resolution.changed
+
+
+def test_pronoun_takes_the_previous_answer():
+    chat = Conversation()
+    first = chat.resolve("who said it was their fight?")
+    chat.record(first, answer("John Kerry", KERRY))
+    follow = chat.resolve("where was he speaking?")
+    assert follow.resolved == "where was John Kerry speaking?"
+    assert follow.changes == ["he → John Kerry"]
+    assert chat.resolve("what did his team say?").resolved == "what did John Kerry's team say?"
+
+
+def test_without_an_answer_the_salient_person_of_the_passages_is_used():
+    chat = Conversation()
+    chat.record(chat.resolve("who said it was their fight?"), answer(None, KERRY))
+    assert chat.resolve("where was she speaking?").resolved == "where was John Kerry speaking?"
+
+
+def test_it_takes_the_thing_and_and_carries_the_topic():
+    chat = Conversation()
+    comet = passage("The comet C/2026 F2 was found by doctoral student Yusuf Harlan-Obi, "
+                    "Harlan-Obi said.", title="Kestrel Ridge astronomers find a comet")
+    chat.record(chat.resolve("Who discovered comet C/2026 F2?"), answer(None, comet))
+    assert chat.resolve("How close will it come to Earth?").resolved == (
+        "How close will C/2026 F2 come to Earth?")
+    carried = chat.resolve("and what about its tail?")
+    assert carried.resolved.startswith("what about C/2026 F2's tail?")
+    short = chat.resolve("how bright?")
+    assert short.resolved == "how bright? (C/2026 F2, Kestrel Ridge)"
+    assert "+ C/2026 F2" in short.changes
+
+
+def test_a_new_named_question_carries_nothing():
+    chat = Conversation()
+    chat.record(chat.resolve("Who is the mayor of Norrbridge?"), answer("Ingrid Halvorsen"))
+    assert not chat.resolve("Who was elected mayor of Greyholm?").changed
+
+
+def test_cited_ranks():
+    spans = answer("John Kerry", passage("x", 1), passage("John Kerry", 2, answer_span=(0, 10)))
+    assert cited_ranks(spans) == [2]
+    quoted = answer("John Kerry", passage("nothing", 1), passage("said John Kerry", 2))
+    assert cited_ranks(quoted) == [2]
+    assert cited_ranks(answer(None, passage("x"))) == []
+
+
+def test_load_conversations_checks_its_input(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x", "turns": []}\n')
+    with pytest.raises(ConversationError, match="bad.jsonl:1"):
+        load_conversations(bad)
+    assert len(load_conversations(CONVERSATIONS)) >= 10
+
+
+def test_seed_conversation_follow_ups(kb, seed_article):
+    kb.add([seed_article], progress=False)
+    chat = Conversation()
+    _, first = chat.ask(kb, "who said it was their fight?")
+    assert "John Kerry" in first.passages[0].text
+    resolution, second = chat.ask(kb, "where was he speaking?")
+    assert resolution.resolved == "where was John Kerry speaking?"
+    assert any("Jerusalem" in p.text for p in second.passages[:2])
+    if second.text is not None:
+        assert second.text == "Jerusalem"
+    resolution, third = chat.ask(kb, "and what did the general promise?")
+    assert resolution.resolved.startswith("what did the general promise?")
+    assert any("Fleih" in p.text for p in third.passages[:3])
+
+
+def test_sample_conversations_score(kb):
+    kb.add([SAMPLES], progress=False)
+    result = evaluate_conversations(kb, load_conversations(CONVERSATIONS), k=5)
+    metrics = result["metrics"]
+    assert metrics["follow_ups"] >= 15
+    assert metrics["resolution"] >= 0.9, [r for r in result["rows"] if r["keywords_ok"] is False]
+    assert metrics["follow_up_article_hit@1"] >= 0.9
+    assert metrics["answer_in_passages@5"] >= 0.9

@@ -1,0 +1,222 @@
+"""The chat in a real browser: Debian's Chromium driven by Playwright for Python.
+
+Asks the DW seed question and a follow-up, uploads an article and asks about it, and checks
+that an article full of markup (script, onerror, javascript: links, template syntax) shows
+as literal text and runs nothing. Screenshots go to artifacts/ (and docs/chat.png when
+ARTICLEQA_UPDATE_DOCS=1).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.test_ui_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, ROOT, start_server
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason=f"{CHROMIUM} is absent (apt-get install chromium)")
+TIMEOUT = 30_000  # ms
+
+# Our own words: a fictional festival page whose text carries markup that must stay inert.
+XSS_ARTICLE = """<img src=x onerror="window.__xss='title';alert('title')"> \
+Lantern festival <b>returns</b> to Quillby
+
+April 2, 2026
+
+<script>window.__xss='script';alert("script")</script> [click here](javascript:alert('md')) \
+**not bold** The lantern festival in Quillby will return this spring, organiser Maren \
+Tolliver said. <img src=x onerror="window.__xss='img';alert('img')"> ${window.__xss='tpl'} \
+<a href="javascript:window.__xss='link';alert('link')">festival page</a> `code` \
+<iframe src="javascript:alert('frame')"></iframe>
+
+Tolliver said about 400 paper lanterns will be floated on the Quillby mill pond after a \
+three-year pause. Tickets cost 9 euros.
+"""
+
+UPLOAD_ARTICLE = """Tern Island ferry gets a new electric vessel
+
+June 11, 2026
+
+The Tern Island ferry service will switch to a battery-powered boat named Marsh Wren from \
+1 July, the island council said on Wednesday. Harbour master Ottilie Brannagh said the \
+vessel can carry 84 passengers and 12 cars and recharges in 40 minutes at the mainland pier.
+"""
+
+
+@pytest.fixture(scope="module")
+def live(encoder, seed_article):
+    return start_server(encoder, seed_article)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS,
+                                              headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, live):
+    context = browser.new_context(viewport={"width": 1360, "height": 980})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.dialogs = []
+
+    def on_dialog(dialog):
+        page.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    page.goto(live.url + "/", wait_until="domcontentloaded")
+    page.locator("#aq-question textarea").wait_for()
+    yield page
+    context.close()
+
+
+def ask(page, question: str):
+    """Type a question, press Enter, wait until the streamed answer is complete."""
+    from playwright.sync_api import expect
+
+    bots = page.locator("#aq-chat [data-testid='bot']")
+    before = bots.count()
+    box = page.locator("#aq-question textarea")
+    box.fill(question)
+    box.press("Enter")
+    expect(bots).to_have_count(before + 1)
+    last = bots.nth(before)
+    expect(last).not_to_contain_text("Searching")
+    # the stream ends with a citation (answer) or the closest passages (no answer)
+    expect(last).to_contain_text("[1]")
+    page.wait_for_function(
+        "() => !document.querySelector('#aq-chat .generating, #aq-chat .pending')")
+    return last
+
+
+def shot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=False)
+    return path
+
+
+def upload(page, name: str, text: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    file = tmp_path / name
+    file.write_text(text, encoding="utf-8")
+    page.get_by_role("tab", name="Library").click()
+    page.locator("#aq-upload input[type=file]").set_input_files(str(file))
+    expect(page.locator("#aq-upload")).to_contain_text(name)
+    page.locator("#aq-add").click()
+    expect(page.locator("#aq-add-status")).to_contain_text("1 added")
+    expect(page.locator("#aq-add-results")).to_contain_text("added")
+    page.get_by_role("tab", name="Chat").click()
+
+
+def test_question_follow_up_sources_and_screenshot(page, live):
+    from playwright.sync_api import expect
+
+    first = ask(page, "who said it was their fight?")
+    expect(first).to_contain_text("Kerry")
+    expect(first).to_contain_text("[1]")
+    if live.kb.ask("who said it was their fight?").text is not None:
+        expect(first.locator("strong").first).to_have_text("John Kerry")
+    expect(page.locator("#aq-sources .aq-source").first).to_contain_text("John Kerry")
+    expect(page.locator("#aq-sources")).to_contain_text("US on Iraq")
+
+    follow = ask(page, "where was he speaking?")
+    expect(follow).to_contain_text("Searched for: where was John Kerry speaking?")
+    expect(page.locator("#aq-searched")).to_contain_text("he → John Kerry")
+    expect(page.locator("#aq-sources")).to_contain_text("Jerusalem")
+
+    page.locator("#aq-open-source label").first.click()
+    expect(page.locator("#aq-article mark.aq-passage")).to_be_visible()
+    expect(page.locator("#aq-article")).to_contain_text("Fallujah")  # the whole article
+    path = shot(page, "chat.png")
+    assert path.stat().st_size > 10_000
+    if os.environ.get("ARTICLEQA_UPDATE_DOCS"):
+        (ROOT / "docs").mkdir(exist_ok=True)
+        shutil.copyfile(path, ROOT / "docs" / "chat.png")
+    assert page.dialogs == []
+
+
+def test_no_answer_is_said_plainly_with_passages(page, live):
+    from playwright.sync_api import expect
+
+    question = "How much did a ticket for the Northern Shield final cost?"
+    if live.kb.ask(question).text is not None:
+        pytest.skip("the reader answers this one; nothing to check about abstention")
+    reply = ask(page, question)
+    expect(reply).to_contain_text("No answer found")
+    expect(page.locator("#aq-sources .aq-source")).not_to_have_count(0)
+
+
+def test_upload_a_file_and_ask_about_it(page, live, tmp_path):
+    from playwright.sync_api import expect
+
+    upload(page, "tern-ferry.txt", UPLOAD_ARTICLE, tmp_path)
+    stored = live.kb.folder / "uploads" / "tern-ferry.txt"
+    assert stored.is_file()
+    reply = ask(page, "How many passengers can the Marsh Wren carry?")
+    expect(page.locator("#aq-sources .aq-source").first).to_contain_text("84 passengers")
+    expect(reply).to_contain_text("[1]")
+    shot(page, "chat-upload.png")
+
+
+def test_refused_upload_says_why(page, tmp_path):
+    """Gradio refuses a wrong type in the browser with a toast; the server checks again
+    (tests/test_ui_library.py) for clients that skip the browser."""
+    from playwright.sync_api import expect
+
+    file = tmp_path / "notes.pdf"
+    file.write_bytes(b"%PDF-1.4 not an article")
+    page.get_by_role("tab", name="Library").click()
+    page.locator("#aq-upload input[type=file]").set_input_files(str(file))
+    expect(page.get_by_text("Invalid file type: notes.pdf")).to_be_visible()
+    page.locator("#aq-add").click()
+    expect(page.locator("#aq-add-status")).to_contain_text("Choose files or paste URLs")
+
+
+def test_markup_in_an_article_renders_inert(page, live, tmp_path):
+    from playwright.sync_api import expect
+
+    upload(page, "lantern-festival.txt", XSS_ARTICLE, tmp_path)
+    ask(page, "How many paper lanterns will be floated on the Quillby mill pond?")
+    sources = page.locator("#aq-sources")
+    expect(sources).to_contain_text("<script>window.__xss='script'")
+    expect(sources).to_contain_text('<img src=x onerror="window.__xss=\'title\'')
+    page.locator("#aq-open-source label").first.click()
+    article = page.locator("#aq-article")
+    expect(article).to_contain_text("<a href=\"javascript:window.__xss='link'")
+    expect(article).to_contain_text("${window.__xss='tpl'}")
+    # the chat shows the title and passage text literally too
+    ask(page, "Who is organising the lantern festival in Quillby?")
+    chat = page.locator("#aq-chat")
+    expect(chat).to_contain_text("<img src=x onerror=")
+    expect(chat).to_contain_text("**not bold**")
+    expect(chat).to_contain_text("[click here](javascript:alert('md'))")
+    page.get_by_role("tab", name="Library").click()
+    expect(page.locator("#aq-articles")).to_contain_text("<img src=x onerror=")
+    page.get_by_role("tab", name="Chat").click()
+    page.wait_for_timeout(500)  # give any injected handler the chance to fire
+    injected = page.evaluate("""() => ({
+        xss: window.__xss || null,
+        img: document.querySelectorAll('img[src="x"]').length,
+        onerror: document.querySelectorAll('[onerror]').length,
+        js_links: document.querySelectorAll('a[href^="javascript:" i]').length,
+        iframes: document.querySelectorAll('iframe').length,
+        scripts: [...document.scripts].filter(s => s.textContent.includes('__xss')).length,
+        bold: [...document.querySelectorAll('#aq-chat strong')]
+              .filter(s => s.textContent.includes('not bold')).length,
+    })""")
+    assert injected == {"xss": None, "img": 0, "onerror": 0, "js_links": 0, "iframes": 0,
+                        "scripts": 0, "bold": 0}
+    assert page.dialogs == []
+    shot(page, "chat-markup.png")

@@ -1,0 +1,1 @@
+"""The ArticleQA chat (Gradio) and HTTP API (FastAPI) on top of `qa.ArticleQA`."""

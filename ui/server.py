@@ -1,0 +1,175 @@
+"""The HTTP face of ArticleQA: FastAPI with ``POST /api/ask``, ``GET /healthz``, OpenAPI docs
+at ``/docs``, and the Gradio chat mounted at ``/`` in the same process.
+
+Binds 127.0.0.1 unless told otherwise; ``auth=("user", "pass")`` puts HTTP basic auth in
+front of everything but ``/healthz``. Never a share link.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+from typing import Annotated
+
+import gradio as gr
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from qa.api import MAX_K, MAX_QUESTION_CHARS, ArticleQA, check_question
+from qa.articles import MAX_BYTES
+from ui.app import DEFAULT_K, build_app, launch_kwargs
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+
+
+class Filters(BaseModel):
+    """Restrict the search (each only if this index supports it; see /healthz)."""
+
+    model_config = ConfigDict(extra="forbid")
+    sources: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        None, description="article ids, or parts of their source path / URL")
+    since: str | None = Field(None, pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$",
+                              description="published on or after (YYYY[-MM[-DD]])")
+    until: str | None = Field(None, pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$",
+                              description="published on or before (YYYY[-MM[-DD]])")
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: Annotated[str, Field(strict=True, min_length=1,
+                                   max_length=MAX_QUESTION_CHARS * 2,
+                                   examples=["who said it was their fight?"])]
+    k: Annotated[int, Field(strict=True, ge=1, le=MAX_K,
+                            description="passages to return")] = DEFAULT_K
+    filters: Filters | None = None
+
+    @field_validator("question")
+    @classmethod
+    def _question(cls, value: str) -> str:
+        return check_question(value)  # ValueError -> 422 with its message
+
+
+class PassageOut(BaseModel):
+    rank: int
+    score: float
+    text: str
+    article_id: str
+    title: str
+    source: str
+    start: int
+    end: int
+
+
+class AskResponse(BaseModel):
+    """The `articleqa ask --json` dictionary."""
+
+    answer: str | None
+    confidence: float
+    passages: list[PassageOut]
+
+
+def _messages(errors) -> str:
+    parts = []
+    for error in errors:
+        where = ".".join(str(part) for part in error.get("loc", ())
+                         if part != "body" and not isinstance(part, int))
+        message = error.get("msg", "invalid")
+        message = message.removeprefix("Value error, ")
+        parts.append(f"{where or 'body'}: {message}")
+    return "; ".join(parts)
+
+
+class BasicAuth:
+    """HTTP basic auth for every path but /healthz (pure ASGI: streaming stays intact)."""
+
+    def __init__(self, app, credentials: tuple[str, str], open_paths=("/healthz",)):
+        self.app = app
+        self.user, self.password = credentials
+        self.open_paths = set(open_paths)
+
+    def _allowed(self, headers: dict[bytes, bytes]) -> bool:
+        value = headers.get(b"authorization", b"")
+        if not value.lower().startswith(b"basic "):
+            return False
+        try:
+            user, _, password = base64.b64decode(value[6:].strip()).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        return (secrets.compare_digest(user, self.user)
+                and secrets.compare_digest(password, self.password))
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket") or scope["path"] in self.open_paths:
+            return await self.app(scope, receive, send)
+        if self._allowed(dict(scope.get("headers") or [])):
+            return await self.app(scope, receive, send)
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        response = JSONResponse({"detail": "authentication required"}, status_code=401,
+                                headers={"WWW-Authenticate": 'Basic realm="ArticleQA"'})
+        await response(scope, receive, send)
+
+
+def create_app(kb: ArticleQA, auth: tuple[str, str] | None = None,
+               host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+               max_bytes: int = MAX_BYTES) -> FastAPI:
+    """FastAPI with the JSON API and the chat mounted at ``/``."""
+    blocks = build_app(kb, max_bytes=max_bytes)
+    backend = blocks.backend
+    from ui.app import supported_filters
+
+    api = FastAPI(
+        title="ArticleQA", version="0.1.0",
+        description="Offline question answering over articles. The chat is at `/`.")
+
+    @api.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")}
+                  for e in exc.errors()]
+        return JSONResponse({"detail": errors, "message": _messages(errors)}, status_code=422)
+
+    @api.get("/healthz", tags=["service"])
+    def healthz() -> dict:
+        """Liveness and a little about the index."""
+        return {"status": "ok", "articles": len(kb), "filters": sorted(supported_filters(kb))}
+
+    @api.post("/api/ask", response_model=AskResponse, tags=["questions"],
+              responses={422: {"description": "invalid body; `message` says what is wrong"}})
+    def ask(body: AskRequest):
+        """Ranked, cited passages (and the answer, once extracted) for a question."""
+        filters = body.filters.model_dump(exclude_none=True) if body.filters else {}
+        try:
+            return backend.ask_dict(body.question, body.k, **filters)
+        except (ValueError, TypeError) as exc:
+            return JSONResponse({"detail": [{"loc": ["body"], "msg": str(exc),
+                                             "type": "value_error"}],
+                                 "message": str(exc)}, status_code=422)
+
+    app = gr.mount_gradio_app(
+        api, blocks, path="/", server_name=host, server_port=port, footer_links=[],
+        max_file_size=max_bytes, **launch_kwargs())
+    if auth:
+        app.add_middleware(BasicAuth, credentials=auth)
+    return app
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise ValueError("--auth must be USER:PASSWORD")
+    return user, password
+
+
+def serve(kb: ArticleQA, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+          auth: tuple[str, str] | None = None, log_level: str = "warning") -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(kb, auth=auth, host=host, port=port), host=host, port=port,
+                log_level=log_level)
