@@ -91,7 +91,7 @@ class Passage:
 @dataclass
 class Answer:
     question: str
-    text: str | None  # None: no answer found (answer extraction is not built yet)
+    text: str | None  # None: no answer (confidence below the reader's threshold)
     confidence: float
     passages: list[Passage]
     timings: dict[str, float] = field(default_factory=dict)  # ms per stage

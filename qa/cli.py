@@ -155,11 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("ids", nargs="+", metavar="ID", help="article id or source")
     remove.set_defaults(run=cmd_remove)
     evaluation = commands.add_parser(
-        "eval", help="evaluate on a BEIR folder, SQuAD .json or questions .jsonl",
+        "eval", help="evaluate on a BEIR folder, SQuAD .json, or .jsonl questions or "
+        "conversations",
         parents=[common])
     evaluation.add_argument("dataset", metavar="DATASET")
     evaluation.add_argument("--corpus", nargs="+", default=[], metavar="PATH",
-                            help="articles to index for a questions .jsonl")
+                            help="articles to index for a .jsonl dataset")
     evaluation.add_argument("--config", action="append", metavar="NAME",
                             help="configuration to run (repeat to compare; default: hybrid): "
                             + ", ".join(CONFIGS))
@@ -167,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="report folder (default: eval-reports/DATASET)")
     evaluation.add_argument("--cache", metavar="DIR", default=".articleqa-cache",
                             help="where evaluation indexes are kept and reused")
-    evaluation.add_argument("--limit", type=int, help="ask only the first N questions")
+    evaluation.add_argument("--limit", type=int,
+                            help="ask only the first N questions (or conversations)")
     evaluation.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     evaluation.set_defaults(run=cmd_eval)
     # Commands from other packages (e.g. `chat` from ui/), without qa importing them.

@@ -8,50 +8,36 @@ says "they" carries the previous turn's topic (its named entities and its articl
 entities). Every change is listed, so the UI can show exactly what was searched.
 
 No model and no network: capitalised spans, a few cue words, and overlap with the question.
-``evaluate_conversations`` scores the resolution on a multi-turn JSONL set
-(``samples/conversations.jsonl``); ``python -m qa.conversation`` runs it.
+``evaluate_conversations`` scores the resolution on a multi-turn set (`articleqa eval
+samples/conversations.jsonl --corpus samples/articles`).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
-import sys
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from qa.metrics import normalize_answer
+from spacy.lang.en.stop_words import STOP_WORDS
 
-# --- words ---------------------------------------------------------------------------------
+from qa.analysis import REPORTING_VERBS
+from qa.chunking import split_sentences
+from qa.datasets import Dialogue
+from qa.metrics import contains_answer, exact_match
+from qa.reading import content_words
 
-STOP = frozenset("""
-a about above after again against all also am an and any are as at be because been before being
-below between both but by can could did do does doing down during each few for from further had
-has have having he her here hers herself him himself his how i if in into is it its itself just
-me more most my myself no nor not now of off on once only or other our ours out over own same
-she should so some such than that the their theirs them themselves then there these they this
-those through to too under until up very was we were what when where which while who whom why
-will with would you your yours mr mrs ms dr said says say told tell according also did does
-""".split())  # noqa: SIM905
 PERSON_PRONOUNS = {"he", "him", "she", "his", "hers", "her", "himself", "herself"}
 POSSESSIVE = {"his", "hers"}
 THING_PRONOUNS = {"it", "its"}
 GROUP_PRONOUNS = {"they", "them", "their", "theirs"}
-CONTINUATIONS = ("and ", "what about ", "how about ", "and what about ", "also ")
+CONTINUATIONS = ("and ", "what about ", "how about ", "also ")
 # Words that introduce a person ("Secretary of State John Kerry", "striker Dario Okonkwo").
 TITLES = frozenset("""
 mr mrs ms dr prof president secretary state minister prime chancellor general gen colonel mayor
 councillor governor senator commander captain manager striker midfielder defender winger coach
 chief officer spokesperson spokesman spokeswoman student professor director leader founder co-
 founder executive chair chairman chairwoman king queen prince princess pope judge
-""".split())  # noqa: SIM905
-SPEECH = frozenset("""
-said says told added warned urged admitted argued insisted explained announced promised claimed
-asked replied stated noted confirmed wrote
 """.split())  # noqa: SIM905
 # Capitalised words that name organisations or places, not people.
 NON_PERSON = frozenset("""
@@ -63,16 +49,11 @@ press post staff members people
 """.split())  # noqa: SIM905
 
 _TOKEN = re.compile(r"[^\W\d_](?:[\w'’/\-]|\.(?=\w))*|\d(?:[\w/\-]|[.,](?=\d))*", re.UNICODE)
-_SENTENCE = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"”’']))\s+|\n+")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def _capitalised(token: str) -> bool:
     return token[:1].isupper()
-
-
-def content_words(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower()) if w not in STOP and len(w) > 1]
 
 
 def _strip_token(token: str) -> str:
@@ -111,7 +92,7 @@ def named_spans(text: str) -> list[tuple[str, bool]]:
             run.pop(0)
         titled = False
         while words and (words[0].lower() in TITLES or words[0].lower() in lower
-                         or words[0].lower() in STOP):
+                         or words[0].lower() in STOP_WORDS):
             titled = titled or words[0].lower() in TITLES
             words.pop(0)
             run.pop(0)
@@ -121,7 +102,7 @@ def named_spans(text: str) -> list[tuple[str, bool]]:
         if words:
             after = [_strip_token(t).lower() for t, _, _ in tokens[j:j + 4]]
             gap = text[tokens[j - 1][2]:tokens[j][1]].strip() if j < len(tokens) else ""
-            speaker = (after[:1] and after[0] in SPEECH) or before in SPEECH
+            speaker = (bool(after) and after[0] in REPORTING_VERBS) or before in REPORTING_VERBS
             # "Renée Duquesne, who leads", "Tomas Brennick, the union's general secretary"
             appositive = gap == "," and bool(after) and (
                 after[0] == "who" or (after[0] in ("the", "a", "its", "their")
@@ -132,10 +113,6 @@ def named_spans(text: str) -> list[tuple[str, bool]]:
             spans.append((" ".join(words), person))
         i = max(j, i + 1)
     return spans
-
-
-def sentences(text: str) -> list[str]:
-    return [s for s in _SENTENCE.split(text) if s.strip()]
 
 
 # --- turns -----------------------------------------------------------------------------------
@@ -177,7 +154,8 @@ def _salient(question: str, passages: Sequence, answer: str | None,
     people: set[str] = set()
     for rank, passage in enumerate(passages[:5]):
         weight = 1.0 / (rank + 1) ** 0.5
-        for sentence in sentences(passage.text):
+        for start, end in split_sentences(passage.text):
+            sentence = passage.text[start:end]
             overlap = len(terms & set(content_words(sentence)))
             for span, person in named_spans(sentence):
                 if {w.lower() for w in span.split()} <= asked:
@@ -297,56 +275,22 @@ def cited_ranks(answer) -> list[int]:
     spans = [p.rank for p in answer.passages if p.answer_span]
     if spans:
         return spans
-    wanted = normalize_answer(answer.text)
-    return [p.rank for p in answer.passages if wanted and wanted in normalize_answer(p.text)][:3]
+    return [p.rank for p in answer.passages if contains_answer(p.text, [answer.text])][:3]
 
 
 # --- evaluation ------------------------------------------------------------------------------
 
 
-class ConversationError(ValueError):
-    """The conversation file is malformed; the message names the line."""
+def _hit_rank(passages, relevant: dict[str, int]) -> int | None:
+    return next((p.rank for p in passages if relevant.get(p.source, 0) > 0), None)
 
 
-def load_conversations(path: str | Path) -> list[dict]:
-    """JSONL, one conversation a line: {"id", "turns": [{"question", "resolved_keywords",
-    "answers", "article"}]} (``resolved_keywords``: words the resolved question must hold)."""
-    conversations = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConversationError(f"{path}:{number}: invalid JSON ({exc.msg})") from exc
-        turns = row.get("turns") if isinstance(row, dict) else None
-        if not turns or not all(isinstance(t, dict) and isinstance(t.get("question"), str)
-                                for t in turns):
-            raise ConversationError(f"{path}:{number}: needs 'turns', each with a 'question'")
-        conversations.append({"id": str(row.get("id", number)), "turns": turns})
-    return conversations
+def _mean(values: Iterable[bool | None]) -> float | None:
+    kept = [float(v) for v in values if v is not None]
+    return round(sum(kept) / len(kept), 4) if kept else None
 
 
-def _article_names(kb, article_id: str, cache: dict[str, set[str]]) -> set[str]:
-    if article_id not in cache:
-        row = kb.article(article_id)
-        names = {article_id}
-        if row is not None:
-            for origin in (row.source, row.metadata.get("file", "")):
-                if origin:
-                    names |= {Path(origin).name, Path(origin).stem, origin}
-        cache[article_id] = names
-    return cache[article_id]
-
-
-def _hit_rank(kb, passages, article: str | None, cache) -> int | None:
-    if not article:
-        return None
-    return next((p.rank for p in passages
-                 if article in _article_names(kb, p.article_id, cache)), None)
-
-
-def evaluate_conversations(kb, conversations: Sequence[dict], k: int = 5) -> dict:
+def evaluate_conversations(kb, dialogues: Sequence[Dialogue], k: int = 5) -> dict:
     """Ask every conversation with and without follow-up resolution; score each turn.
 
     ``resolution``: share of follow-ups whose resolved question holds all expected keywords.
@@ -354,100 +298,47 @@ def evaluate_conversations(kb, conversations: Sequence[dict], k: int = 5) -> dic
     ``answer_in_passages@k``: an acceptable answer appears in the top k passages.
     ``answer_em``: the extracted answer matches (only turns where the reader answered).
     """
-    cache: dict[str, set[str]] = {}
     rows = []
-    for conversation in conversations:
+    for dialogue in dialogues:
         chat = Conversation()
-        for number, turn in enumerate(conversation["turns"]):
-            resolution, answer = chat.ask(kb, turn["question"], k=k)
-            raw = kb.ask(turn["question"], k=k) if number else answer
-            keywords = turn.get("resolved_keywords") or []
-            answers = turn.get("answers") or []
-            resolved_lower = resolution.resolved.lower()
-            rank = _hit_rank(kb, answer.passages, turn.get("article"), cache)
-            raw_rank = _hit_rank(kb, raw.passages, turn.get("article"), cache)
-            wanted = [normalize_answer(a) for a in answers]
-            def answer_at_1(passages, wanted=wanted, answers=answers):
-                return any(w and w in normalize_answer(p.text)
-                           for p in passages[:1] for w in wanted) if answers else None
-
+        for number, turn in enumerate(dialogue.turns, 1):
+            resolution, answer = chat.ask(kb, turn.question, k=k)
+            raw = kb.ask(turn.question, k=k) if number > 1 else answer
+            judged = bool(turn.answers)
             rows.append({
-                "conversation": conversation["id"], "turn": number,
-                "question": turn["question"], "resolved": resolution.resolved,
+                "id": turn.id, "conversation": dialogue.id, "turn": number,
+                "question": turn.question, "resolved": resolution.resolved,
                 "changes": resolution.changes,
-                "keywords_ok": all(w.lower() in resolved_lower for w in keywords)
-                if number else None,
-                "hit_rank": rank, "raw_hit_rank": raw_rank,
-                "answer_in_passages": any(w and w in normalize_answer(p.text)
-                                          for p in answer.passages for w in wanted)
-                if answers else None,
-                "answer_at_1": answer_at_1(answer.passages),
-                "raw_answer_at_1": answer_at_1(raw.passages),
+                "keywords_ok": all(w.lower() in resolution.resolved.lower()
+                                   for w in turn.resolved_keywords) if number > 1 else None,
+                "article": bool(turn.relevant),
+                "hit_rank": _hit_rank(answer.passages, turn.relevant),
+                "raw_hit_rank": _hit_rank(raw.passages, turn.relevant),
+                "answer_in_passages": any(contains_answer(p.text, turn.answers)
+                                          for p in answer.passages) if judged else None,
+                "answer_at_1": contains_answer(answer.passages[0].text, turn.answers)
+                if judged and answer.passages else None,
+                "raw_answer_at_1": contains_answer(raw.passages[0].text, turn.answers)
+                if judged and raw.passages else None,
                 "answer": answer.text,
-                "answer_em": (normalize_answer(answer.text or "") in wanted)
-                if answers and answer.text is not None else None,
+                "answer_em": bool(exact_match(answer.text, turn.answers))
+                if judged and answer.text is not None else None,
             })
-
-    def mean(values) -> float | None:
-        kept = [float(v) for v in values if v is not None]
-        return round(sum(kept) / len(kept), 4) if kept else None
-
-    judged = [r for r in rows if r["hit_rank"] is not None or r["raw_hit_rank"] is not None
-              or r["keywords_ok"] is not None]
-    followups = [r for r in rows if r["turn"] > 0]
-    with_article = [r for r in followups if r["hit_rank"] is not None
-                    or r["raw_hit_rank"] is not None]
+    follow_ups = [r for r in rows if r["turn"] > 1]
+    located = [r for r in follow_ups if r["article"]]
     metrics = {
-        "conversations": len(conversations), "turns": len(rows), "follow_ups": len(followups),
-        "resolution": mean(r["keywords_ok"] for r in followups),
-        "article_hit@1": mean(r["hit_rank"] == 1 for r in judged if "hit_rank" in r),
-        "follow_up_article_hit@1": mean(r["hit_rank"] == 1 for r in with_article),
-        f"follow_up_article_hit@{k}": mean(r["hit_rank"] is not None for r in with_article),
-        "follow_up_article_hit@1_unresolved": mean(r["raw_hit_rank"] == 1 for r in with_article),
-        f"follow_up_article_hit@{k}_unresolved": mean(r["raw_hit_rank"] is not None
-                                                      for r in with_article),
-        f"answer_in_passages@{k}": mean(r["answer_in_passages"] for r in rows),
-        "follow_up_answer_in_passage@1": mean(r["answer_at_1"] for r in followups),
-        "follow_up_answer_in_passage@1_unresolved": mean(r["raw_answer_at_1"]
-                                                         for r in followups),
-        "answer_em": mean(r["answer_em"] for r in rows),
+        "conversations": len(dialogues), "turns": len(rows), "follow_ups": len(follow_ups),
+        "resolution": _mean(r["keywords_ok"] for r in follow_ups),
+        "article_hit@1": _mean(r["hit_rank"] == 1 for r in rows if r["article"]),
+        "follow_up_article_hit@1": _mean(r["hit_rank"] == 1 for r in located),
+        f"follow_up_article_hit@{k}": _mean(r["hit_rank"] is not None for r in located),
+        "follow_up_article_hit@1_unresolved": _mean(r["raw_hit_rank"] == 1 for r in located),
+        f"follow_up_article_hit@{k}_unresolved": _mean(r["raw_hit_rank"] is not None
+                                                       for r in located),
+        f"answer_in_passages@{k}": _mean(r["answer_in_passages"] for r in rows),
+        "follow_up_answer_in_passage@1": _mean(r["answer_at_1"] for r in follow_ups),
+        "follow_up_answer_in_passage@1_unresolved": _mean(r["raw_answer_at_1"]
+                                                          for r in follow_ups),
+        "answer_em": _mean(r["answer_em"] for r in rows),
     }
     return {"metrics": metrics, "rows": rows}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from qa.api import ArticleQA
-
-    parser = argparse.ArgumentParser(
-        prog="python -m qa.conversation",
-        description="Score follow-up resolution on a multi-turn conversation set.")
-    parser.add_argument("conversations", nargs="?", default="samples/conversations.jsonl")
-    parser.add_argument("--corpus", nargs="+", default=["samples/articles"], metavar="PATH")
-    parser.add_argument("--index", metavar="DIR", help="index to use (default: a temporary one)")
-    parser.add_argument("-k", type=int, default=5)
-    parser.add_argument("--json", action="store_true", help="print every turn as JSON too")
-    args = parser.parse_args(argv)
-    conversations = load_conversations(args.conversations)
-    with tempfile.TemporaryDirectory() as tmp:
-        kb = ArticleQA(args.index or Path(tmp) / "index")
-        report = kb.add(args.corpus, progress=False)
-        if report.failed:
-            print(f"corpus inputs failed: {report.failed}", file=sys.stderr)
-            return 1
-        result = evaluate_conversations(kb, conversations, k=args.k)
-        kb.close()
-    if args.json:
-        print(json.dumps(result, ensure_ascii=False, indent=2))
-        return 0
-    for row in result["rows"]:
-        mark = {True: "ok ", False: "BAD", None: "   "}[row["keywords_ok"]]
-        print(f"{mark} {row['conversation']}.{row['turn']}  {row['question']!r}"
-              + (f" -> {row['resolved']!r}" if row["resolved"] != row["question"] else "")
-              + f"  [rank {row['hit_rank']}, raw {row['raw_hit_rank']}]")
-    for key, value in result["metrics"].items():
-        print(f"{key:<36} {value}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,9 @@
 """Evaluation datasets in their native formats, as articles to index and questions to ask.
 
 SQuAD v1.1 / v2.0 JSON (each Wikipedia article, all its paragraphs, becomes one article),
-BEIR folders (corpus.jsonl[.gz], queries.jsonl, qrels/test.tsv) and JSONL question files with
-acceptable answers (``answers: []`` = unanswerable) over a corpus of files.
+BEIR folders (corpus.jsonl[.gz], queries.jsonl, qrels/test.tsv), JSONL question files with
+acceptable answers (``answers: []`` = unanswerable) over a corpus of files, and JSONL
+conversations (rows with ``turns``: follow-up questions asked in order) over a corpus.
 """
 
 from __future__ import annotations
@@ -28,13 +29,24 @@ class Query:
     answers: list[str] = field(default_factory=list)  # empty: unanswerable (or none given)
     relevant: dict[str, int] = field(default_factory=dict)  # article source -> grade
     answerable: bool = True
+    resolved_keywords: list[str] = field(default_factory=list)  # words its resolved form must hold
+
+
+@dataclass(frozen=True)
+class Dialogue:
+    """A conversation: its turns are asked in order, each follow-up resolved against those
+    before it (its ``resolved_keywords``: words the resolved question must hold)."""
+
+    id: str
+    turns: list[Query]
 
 
 @dataclass
 class Dataset:
     name: str
     articles: list[Article]
-    queries: list[Query]
+    queries: list[Query] = field(default_factory=list)
+    dialogues: list[Dialogue] = field(default_factory=list)
 
 
 def _json(path: Path) -> object:
@@ -103,8 +115,9 @@ def load_beir(folder: Path, split: str = "test") -> Dataset:
     return Dataset(folder.name, articles, queries)
 
 
-def load_questions(path: Path, corpus: Sequence[str | Path]) -> Dataset:
-    """JSONL questions ({"id", "question", "answers", "article"}) over the files in ``corpus``."""
+def _corpus(path: Path, corpus: Sequence[str | Path]
+            ) -> tuple[list[Article], dict[str, dict[str, int]]]:
+    """The corpus's articles, and each file name, stem or source -> its articles' sources."""
     if not corpus:
         raise DatasetError(f"{path}: a question file needs --corpus PATH (the articles to index)")
     articles, refused = [], []
@@ -113,30 +126,60 @@ def load_questions(path: Path, corpus: Sequence[str | Path]) -> Dataset:
     if refused:
         raise DatasetError("corpus inputs failed: " + "; ".join(
             f"{r.source}: {r.reason}" for r in refused))
-    by_name: dict[str, dict[str, int]] = {}  # file name, stem or source -> its articles
+    by_name: dict[str, dict[str, int]] = {}
     for article in articles:
         origin = Path(article.metadata.get("file", article.source))
         for name in {origin.name, origin.stem, article.source}:
             by_name.setdefault(name, {})[article.source] = 1
-    queries = []
-    for number, row in enumerate(_jsonl(path), 1):
-        if not isinstance(row.get("question"), str) or not isinstance(row.get("answers"), list):
-            raise DatasetError(f"{path}:{number}: needs 'question' (text) and 'answers' (list)")
-        name = row.get("article")
-        if name and name not in by_name:
-            raise DatasetError(f"{path}:{number}: article {name!r} is not in the corpus")
-        queries.append(Query(str(row.get("id", number)), row["question"], row["answers"],
-                             by_name[name] if name else {}, bool(row["answers"])))
-    return Dataset(path.stem, articles, queries)
+    return articles, by_name
+
+
+def _query(where: str, row: object, default_id: str, by_name: dict[str, dict[str, int]]
+           ) -> Query:
+    """{"id", "question", "answers", "article", "resolved_keywords"} as a Query."""
+    if not isinstance(row, dict) or not isinstance(row.get("question"), str) \
+            or not isinstance(row.get("answers"), list):
+        raise DatasetError(f"{where}: needs 'question' (text) and 'answers' (list)")
+    keywords = row.get("resolved_keywords") or []
+    if not isinstance(keywords, list) or not all(isinstance(w, str) for w in keywords):
+        raise DatasetError(f"{where}: 'resolved_keywords' must be a list of words")
+    name = row.get("article")
+    if name and name not in by_name:
+        raise DatasetError(f"{where}: article {name!r} is not in the corpus")
+    return Query(str(row.get("id", default_id)), row["question"], row["answers"],
+                 by_name[name] if name else {}, bool(row["answers"]), keywords)
+
+
+def load_jsonl(path: Path, corpus: Sequence[str | Path]) -> Dataset:
+    """JSONL over the files in ``corpus``: one question a line ({"id", "question", "answers",
+    "article"}), or, when the first row has ``turns``, one conversation a line ({"id",
+    "turns": [question rows, each follow-up with its "resolved_keywords"]})."""
+    rows = _jsonl(path)
+    articles, by_name = _corpus(path, corpus)
+    if not (rows and isinstance(rows[0], dict) and "turns" in rows[0]):
+        return Dataset(path.stem, articles, [
+            _query(f"{path}:{number}", row, str(number), by_name)
+            for number, row in enumerate(rows, 1)])
+    dialogues = []
+    for number, row in enumerate(rows, 1):
+        turns = row.get("turns") if isinstance(row, dict) else None
+        if not isinstance(turns, list) or not turns:
+            raise DatasetError(f"{path}:{number}: needs 'turns', each a question row")
+        name = str(row.get("id", number))
+        dialogues.append(Dialogue(name, [
+            _query(f"{path}:{number} turn {turn}", item, f"{name}.{turn}", by_name)
+            for turn, item in enumerate(turns, 1)]))
+    return Dataset(path.stem, articles, dialogues=dialogues)
 
 
 def load_dataset(path: str | Path, corpus: Sequence[str | Path] = ()) -> Dataset:
-    """Recognise the format: a BEIR folder, SQuAD JSON, or a JSONL question file."""
+    """Recognise the format: a BEIR folder, SQuAD JSON, or JSONL questions / conversations."""
     path = Path(path)
     if path.is_dir():
         return load_beir(path)
     if path.suffix == ".json":
         return load_squad(path)
     if path.suffix == ".jsonl":
-        return load_questions(path, corpus)
-    raise DatasetError(f"{path}: expected a BEIR folder, SQuAD .json or questions .jsonl")
+        return load_jsonl(path, corpus)
+    raise DatasetError(f"{path}: expected a BEIR folder, SQuAD .json, or .jsonl questions or "
+                       "conversations")

@@ -1,8 +1,9 @@
 """Batch evaluation: a dataset and some configurations in, metrics, plots and reports out.
 
-Every question is asked against the whole index (open-domain), as a user would ask it. Indexes
-are kept in a cache folder and reused: re-adding unchanged articles is a no-op, so a second
-run costs only the questions.
+Every question is asked against the whole index (open-domain), as a user would ask it; a
+conversation's follow-ups are resolved against its earlier turns first, as the chat does.
+Indexes are kept in a cache folder and reused: re-adding unchanged articles is a no-op, so a
+second run costs only the questions.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import platform
 import resource
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,13 +22,14 @@ from tqdm import tqdm
 
 from embeddings import Encoder
 from qa.api import ArticleQA
+from qa.conversation import evaluate_conversations
 from qa.datasets import Dataset, Query
 from qa.metrics import (
+    contains_answer,
     exact_match,
     f1_score,
     hit_at_k,
     ndcg_at_k,
-    normalize_answer,
     percentiles,
     recall_at_k,
     reciprocal_rank,
@@ -45,6 +47,7 @@ HIT_KS = (1, 3, 5, 10)
 RANK_DEPTH = 100  # documents ranked per question (Recall@100)
 PASSAGE_DEPTH = 300  # passages fetched to find RANK_DEPTH distinct documents
 ANSWER_K = 10  # passages the answer is looked for in
+CONVERSATION_K = 5  # passages per conversation turn, as the chat shows by default
 
 
 @dataclass
@@ -55,18 +58,13 @@ class Run:
     rows: list[dict] = field(default_factory=list)
 
 
-def _contains_answer(text: str, answers: Sequence[str]) -> bool:
-    norm = f" {normalize_answer(text)} "
-    return any(f" {normalize_answer(a)} " in norm for a in answers if normalize_answer(a))
-
-
 def _ask(kb: ArticleQA, query: Query) -> dict:
     started = time.perf_counter()
     answer = kb.ask(query.question, k=ANSWER_K)
     total = 1000 * (time.perf_counter() - started)
     ranked, _ = kb.search(query.question, k=PASSAGE_DEPTH)
     documents = list(dict.fromkeys(p.source for p in ranked))[:RANK_DEPTH]
-    answer_hits = [_contains_answer(p.text, query.answers) for p in answer.passages]
+    answer_hits = [contains_answer(p.text, query.answers) for p in answer.passages]
     return {
         "id": query.id, "question": query.question, "answers": query.answers,
         "answerable": query.answerable, "prediction": answer.text,
@@ -152,7 +150,7 @@ def summarise(rows: Sequence[dict]) -> dict:
 def run_config(dataset: Dataset, config: str, cache: Path, encoder: Encoder,
                progress: bool = True, limit: int | None = None) -> Run:
     options = dict(CONFIGS[config])
-    if not any(q.answers for q in dataset.queries):
+    if not dataset.dialogues and not any(q.answers for q in dataset.queries):
         options["analysis"] = False  # retrieval-only data (BEIR): no reader, no spaCy pass
     index_key = "-".join(f"{k}={options[k]}" for k in INDEX_OPTIONS if k in options) or "default"
     kb = ArticleQA(cache / dataset.name / index_key, encoder=encoder, **options)
@@ -165,12 +163,15 @@ def run_config(dataset: Dataset, config: str, cache: Path, encoder: Encoder,
         "added": len(report.added), "reused": len(report.unchanged),
         "chunks_per_second": round(chunks / seconds, 1) if report.added and seconds else None,
     }
-    queries = dataset.queries[:limit] if limit else dataset.queries
     encoder.clear_cache()
-    rows = [_ask(kb, q) for q in tqdm(queries, desc=f"Asking ({config})", unit=" question",
-                                      disable=not progress)]
+    if dataset.dialogues:
+        result = evaluate_conversations(kb, dataset.dialogues[:limit], k=CONVERSATION_K)
+        metrics, rows = result["metrics"], result["rows"]
+    else:
+        rows = [_ask(kb, q) for q in tqdm(dataset.queries[:limit], unit=" question",
+                                          desc=f"Asking ({config})", disable=not progress)]
+        metrics = summarise(rows)
     kb.close()
-    metrics = summarise(rows)
     metrics["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return Run(config, build, metrics, rows)
 
@@ -196,47 +197,66 @@ _TABLE_METRICS = [
     "em", "f1", "em_answerable", "f1_answerable",
     "no_answer_precision", "no_answer_recall",
 ]
+_CONVERSATION_COUNTS = ("conversations", "turns", "follow_ups", "peak_rss_mb")  # not in the table
 
 
 def _fmt(value: object) -> str:
     return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def _row(label: str, cells: Iterable[str]) -> str:
+    return f"| {label} | " + " | ".join(cells) + " |"
+
+
 def write_reports(dataset: Dataset, runs: Sequence[Run], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     machine = {"platform": platform.platform(), "python": platform.python_version(),
                "cpus": os.cpu_count()}
+    asked = len(runs[0].rows) if runs else 0
     (out / "metrics.json").write_text(json.dumps({
         "dataset": dataset.name, "articles": len(dataset.articles),
-        "questions": len(runs[0].rows) if runs else 0, "machine": machine,
+        "questions": asked, "machine": machine,
         "configs": {r.config: {"build": r.build, "metrics": r.metrics} for r in runs},
     }, indent=2) + "\n")
     with open(out / "per_question.jsonl", "w") as handle:
         for run in runs:
             for row in run.rows:
                 handle.write(json.dumps({"config": run.config, **row}, ensure_ascii=False) + "\n")
-    _plots(runs, out)
     names = [r.config for r in runs]
+    if dataset.dialogues:
+        follow_ups = sum(len(d.turns) - 1 for d in dataset.dialogues)
+        scope = (f"{len(dataset.dialogues)} conversations ({asked} questions, {follow_ups} "
+                 "follow-ups) asked in order against the whole index, each follow-up resolved "
+                 "against its conversation (`_unresolved`: asked as typed)")
+        table = [m for m in runs[0].metrics if m not in _CONVERSATION_COUNTS] if runs else []
+    else:
+        scope = f"{asked} questions, asked against the whole index"
+        table = _TABLE_METRICS
     lines = [f"# Evaluation: {dataset.name}", "",
-             f"{len(dataset.articles)} articles, {len(runs[0].rows) if runs else 0} questions, "
-             f"asked against the whole index. Machine: {machine['platform']}, "
+             f"{len(dataset.articles)} articles, {scope}. Machine: {machine['platform']}, "
              f"{machine['cpus']} CPUs.", "",
              "| metric | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    lines += [f"| {m} | " + " | ".join(_fmt(r.metrics[m]) for r in runs) + " |"
-              for m in _TABLE_METRICS if any(r.metrics[m] is not None for r in runs)]
-    for stage in ("encode", "search", "read", "total"):
-        lines.append(f"| latency {stage} p50 / p95 / p99 ms | " + " | ".join(
-            " / ".join(f"{v:.1f}" for v in r.metrics[f"latency_ms_{stage}"].values())
-            for r in runs) + " |")
+    lines += [_row(m, (_fmt(r.metrics[m]) for r in runs))
+              for m in table if any(r.metrics[m] is not None for r in runs)]
+    if not dataset.dialogues:
+        lines += [_row(f"latency {stage} p50 / p95 / p99 ms", (" / ".join(
+            f"{v:.1f}" for v in r.metrics[f"latency_ms_{stage}"].values()) for r in runs))
+            for stage in ("encode", "search", "read", "total")]
     lines += [
-        "| index build s (chunks, chunks/s) | " + " | ".join(
+        _row("index build s (chunks, chunks/s)", (
             f"{r.build['seconds']} ({r.build['chunks']}, {_fmt(r.build['chunks_per_second'])})"
-            + (" reused" if not r.build["added"] else "") for r in runs) + " |",
-        "| peak RSS MB | " + " | ".join(_fmt(r.metrics["peak_rss_mb"]) for r in runs) + " |",
-        "", "![hit@k](hit_at_k.png) ![latency](latency.png) ![abstention](abstention.png)", "",
-        "Per-question results: `per_question.jsonl`. EM/F1 count \"no answer\" as right "
-        "only on unanswerable questions (SQuAD v2 rules).", "",
+            + (" reused" if not r.build["added"] else "") for r in runs)),
+        _row("peak RSS MB", (_fmt(r.metrics["peak_rss_mb"]) for r in runs)), "",
     ]
+    if dataset.dialogues:
+        lines += ["Per-turn results (the question as typed and as searched, what was changed, "
+                  "the expected article's rank): `per_question.jsonl`.", ""]
+    else:
+        _plots(runs, out)
+        lines += [
+            "![hit@k](hit_at_k.png) ![latency](latency.png) ![abstention](abstention.png)", "",
+            "Per-question results: `per_question.jsonl`. EM/F1 count \"no answer\" as right "
+            "only on unanswerable questions (SQuAD v2 rules).", ""]
     (out / "report.md").write_text("\n".join(lines))
 
 

@@ -57,6 +57,12 @@ def normalize_answer(text: str) -> str:
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 
+def contains_answer(text: str, answers: Sequence[str]) -> bool:
+    """Whether ``text`` holds one of ``answers`` as whole words, both normalised."""
+    norm = f" {normalize_answer(text)} "
+    return any(f" {normalize_answer(a)} " in norm for a in answers if normalize_answer(a))
+
+
 def _f1(prediction: str, gold: str) -> float:
     pred_tokens, gold_tokens = normalize_answer(prediction).split(), normalize_answer(gold).split()
     if not pred_tokens or not gold_tokens:

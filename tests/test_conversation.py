@@ -1,20 +1,16 @@
 """Follow-up resolution (qa/conversation.py): unit cases, the DW seed conversation, and the
-multi-turn sample set scored end to end."""
+multi-turn sample set scored end to end by `articleqa eval`."""
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
 
-from qa.conversation import (
-    Conversation,
-    ConversationError,
-    cited_ranks,
-    evaluate_conversations,
-    load_conversations,
-    named_spans,
-)
+from qa.cli import main
+from qa.conversation import Conversation, cited_ranks, named_spans
+from qa.datasets import DatasetError, load_dataset
 from tests.conftest import ROOT, SAMPLES
 
 CONVERSATIONS = ROOT / "samples" / "conversations.jsonl"
@@ -92,12 +88,17 @@ def test_cited_ranks():
     assert cited_ranks(answer(None, passage("x"))) == []
 
 
-def test_load_conversations_checks_its_input(tmp_path):
+def test_conversations_load_as_dialogues(tmp_path):
+    dataset = load_dataset(CONVERSATIONS, corpus=[SAMPLES])
+    assert len(dataset.dialogues) >= 10 and not dataset.queries
+    first = dataset.dialogues[0]
+    assert first.turns[1].resolved_keywords == ["Okonkwo"]
+    assert list(first.turns[1].relevant) == [a.source for a in dataset.articles
+                                             if a.title.startswith("Castmere Rovers win")]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "x", "turns": []}\n')
-    with pytest.raises(ConversationError, match="bad.jsonl:1"):
-        load_conversations(bad)
-    assert len(load_conversations(CONVERSATIONS)) >= 10
+    with pytest.raises(DatasetError, match="bad.jsonl:1"):
+        load_dataset(bad, corpus=[SAMPLES])
 
 
 def test_seed_conversation_follow_ups(kb, seed_article):
@@ -115,11 +116,18 @@ def test_seed_conversation_follow_ups(kb, seed_article):
     assert any("Fleih" in p.text for p in third.passages[:3])
 
 
-def test_sample_conversations_score(kb):
-    kb.add([SAMPLES], progress=False)
-    result = evaluate_conversations(kb, load_conversations(CONVERSATIONS), k=5)
-    metrics = result["metrics"]
-    assert metrics["follow_ups"] >= 15
-    assert metrics["resolution"] >= 0.9, [r for r in result["rows"] if r["keywords_ok"] is False]
+def test_articleqa_eval_scores_the_sample_conversations(tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["eval", str(CONVERSATIONS), "--corpus", str(SAMPLES), "--out", str(out),
+                 "--cache", str(tmp_path / "cache"), "-q"]) == 0
+    assert "| resolution | " in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())["configs"]["hybrid"]["metrics"]
+    rows = [json.loads(line) for line in (out / "per_question.jsonl").open()]
+    assert metrics["follow_ups"] >= 15 and len(rows) == metrics["turns"]
+    assert metrics["resolution"] >= 0.9, [r for r in rows if r["keywords_ok"] is False]
     assert metrics["follow_up_article_hit@1"] >= 0.9
     assert metrics["answer_in_passages@5"] >= 0.9
+    follow_up = next(r for r in rows if r["question"] == "In which minute did he score it?")
+    assert "Okonkwo" in follow_up["resolved"] and follow_up["changes"]
+    report = (out / "report.md").read_text()
+    assert "# Evaluation: conversations" in report and "| resolution | " in report

@@ -70,7 +70,13 @@ def test_beir_folder_keeps_only_judged_queries(tmp_path):
     ("bad.jsonl", '{"question": "q?"}\n', "needs 'question' (text) and 'answers' (list)"),
     ("bad.jsonl", '{"question": "q?", "answers": ["a"], "article": "nowhere"}\n',
      "article 'nowhere' is not in the corpus"),
-    ("bad.csv", "a,b\n", "expected a BEIR folder, SQuAD .json or questions .jsonl"),
+    ("bad.csv", "a,b\n", "expected a BEIR folder, SQuAD .json, or .jsonl questions or "
+     "conversations"),
+    ("bad.jsonl", '{"turns": []}\n', "bad.jsonl:1: needs 'turns', each a question row"),
+    ("bad.jsonl", '{"turns": [{"question": "q?", "answers": [], "resolved_keywords": "he"}]}\n',
+     "bad.jsonl:1 turn 1: 'resolved_keywords' must be a list of words"),
+    ("bad.jsonl", '{"turns": [{"question": "q?", "answers": [], "article": "nowhere"}]}\n',
+     "article 'nowhere' is not in the corpus"),
 ])
 def test_malformed_datasets_get_clear_errors(tmp_path, name, content, message):
     path = tmp_path / name

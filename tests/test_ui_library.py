@@ -96,20 +96,19 @@ def test_highlight_marks_the_span_and_escapes_around_it():
     assert render.highlighted("abc", (2, 9), render.html_text, "<m>", "</m>") == "abc"
 
 
-class _Kb:
-    def __init__(self, ask):
-        self.ask = ask
+def test_chat_backend_passes_the_filters_and_blank_dates_mean_no_limit():
+    from ui.app import ChatBackend
 
+    calls = []
 
-def test_filters_only_when_ask_takes_them():
-    from ui.app import filter_kwargs, supported_filters
+    class RecordingKb:
+        def ask(self, question, k, **filters):
+            calls.append((question, k, filters))
 
-    old = _Kb(lambda question, k=5: None)
-    new = _Kb(lambda question, k=5, sources=(), since=None, until=None: None)
-    assert supported_filters(old) == frozenset()
-    assert supported_filters(new) == {"sources", "since", "until"}
-    assert filter_kwargs(old) == {}
-    assert filter_kwargs(new, ["a"], " 2026-01-01 ", "") == {"sources": ["a"],
-                                                               "since": "2026-01-01"}
-    with pytest.raises(ValueError, match="does not support the since"):
-        filter_kwargs(old, since="2026")
+    backend = ChatBackend(RecordingKb())
+    backend.ask("who won?", 3, ["rail-strike.md"], " 2026-01-01 ", "")
+    backend.ask("who won?")
+    assert calls == [
+        ("who won?", 3, {"sources": ("rail-strike.md",), "since": "2026-01-01", "until": None}),
+        ("who won?", 5, {"sources": (), "since": None, "until": None}),
+    ]

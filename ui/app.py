@@ -12,11 +12,10 @@ named endpoint ``/ask`` returns the `articleqa ask --json` dictionary.
 
 from __future__ import annotations
 
-import inspect
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -30,7 +29,6 @@ from qa.conversation import Conversation, Resolution, cited_ranks  # noqa: E402
 from ui import library, render  # noqa: E402
 
 TITLE = "ArticleQA"
-FILTERS = ("sources", "since", "until")
 DEFAULT_K = 5
 STREAM_DELAY = 0.015  # seconds between streamed pieces of an answer
 FONT = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Noto Sans", "Helvetica Neue",
@@ -63,25 +61,9 @@ def theme() -> gr.themes.Base:
     return gr.themes.Default(font=FONT, font_mono=FONT_MONO)
 
 
-def supported_filters(kb: ArticleQA) -> frozenset[str]:
-    """Which of sources / since / until this index's `ask` accepts."""
-    try:
-        parameters = inspect.signature(kb.ask).parameters
-    except (TypeError, ValueError):
-        return frozenset()
-    return frozenset(name for name in FILTERS if name in parameters)
-
-
-def filter_kwargs(kb: ArticleQA, sources=None, since=None, until=None) -> dict:
-    """Keyword filters for `kb.ask`: only those given; a clear error for unsupported ones."""
-    given = {"sources": list(sources or []) or None, "since": (since or "").strip() or None,
-             "until": (until or "").strip() or None}
-    given = {name: value for name, value in given.items() if value}
-    unsupported = sorted(set(given) - supported_filters(kb))
-    if unsupported:
-        raise ValueError(f"this index does not support the {', '.join(unsupported)} "
-                         "filter(s) yet")
-    return given
+def _day(value: str | None) -> str | None:
+    """A date box's value: blank means no limit."""
+    return (value or "").strip() or None
 
 
 class ChatBackend:
@@ -93,9 +75,11 @@ class ChatBackend:
         self.max_bytes = max_bytes
         self.lock = threading.RLock()
 
-    def ask(self, question: str, k: int = DEFAULT_K, **filters) -> Answer:
+    def ask(self, question: str, k: int = DEFAULT_K, sources: Sequence[str] | None = None,
+            since: str | None = None, until: str | None = None) -> Answer:
         with self.lock:
-            return self.kb.ask(question, k=int(k), **filter_kwargs(self.kb, **filters))
+            return self.kb.ask(question, k=int(k), sources=tuple(sources or ()),
+                               since=_day(since), until=_day(until))
 
     def ask_dict(self, question: str, k: int = DEFAULT_K, **filters) -> dict:
         return self.ask(question, k, **filters).to_dict()
@@ -143,8 +127,6 @@ def _source_choices(passages: list[dict]) -> list[tuple[str, int]]:
 def build_app(kb: ArticleQA, max_bytes: int = MAX_BYTES) -> gr.Blocks:
     """The Blocks app. Launch it with `launch_kwargs()` or mount it with `ui.server`."""
     backend = ChatBackend(kb, max_bytes)
-    filters = supported_filters(kb)
-    show_filters = bool(filters)
 
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
         app.backend = backend  # for tests and the server
@@ -173,14 +155,13 @@ def build_app(kb: ArticleQA, max_bytes: int = MAX_BYTES) -> gr.Blocks:
                     k = gr.Slider(1, min(MAX_K, 20), value=DEFAULT_K, step=1,
                                   label="Passages to retrieve (k)", elem_id="aq-k")
                     source_filter = gr.Dropdown(
-                        choices=backend.source_choices() if "sources" in filters else [],
-                        multiselect=True, label="Only these articles",
-                        visible="sources" in filters, elem_id="aq-source-filter")
-                    with gr.Row(visible=show_filters):
+                        choices=backend.source_choices(), multiselect=True,
+                        label="Only these articles", elem_id="aq-source-filter")
+                    with gr.Row():
                         since = gr.Textbox(label="Published on or after (YYYY-MM-DD)",
-                                           visible="since" in filters, elem_id="aq-since")
+                                           elem_id="aq-since")
                         until = gr.Textbox(label="Published on or before (YYYY-MM-DD)",
-                                           visible="until" in filters, elem_id="aq-until")
+                                           elem_id="aq-until")
             with gr.Column(scale=2, min_width=300):
                 gr.Markdown("### Sources")
                 sources = gr.HTML(render.sources_html(None), elem_id="aq-sources")
@@ -220,15 +201,16 @@ def build_app(kb: ArticleQA, max_bytes: int = MAX_BYTES) -> gr.Blocks:
 
         def respond(text, history, turns_value, k_value, source_value, since_value,
                     until_value):
+            """Stream the answer (Ask stays disabled until it is all in: see below)."""
             history = list(history or [])
             text = (text or "").strip()
+            unchanged = (gr.skip(),) * 6
             if not text:
-                yield history, "", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), \
-                    gr.skip()
+                yield history, "", *unchanged, gr.skip()
                 return
             history.append({"role": "user", "content": render.md_text(text)})
             history.append({"role": "assistant", "content": "<em>Searching…</em>"})
-            yield history, "", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            yield history, "", *unchanged, gr.Button(interactive=False)
             chat = Conversation(turns_value or [])
             resolution = chat.resolve(text)
             try:
@@ -237,20 +219,19 @@ def build_app(kb: ArticleQA, max_bytes: int = MAX_BYTES) -> gr.Blocks:
             except (ValueError, TypeError) as exc:
                 history[-1] = {"role": "assistant",
                                "content": f"<strong>Cannot search:</strong> {render.md_text(exc)}"}
-                yield history, "", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), \
-                    gr.skip()
+                yield history, "", *unchanged, gr.skip()
                 return
             chat.record(resolution, answer)
-            searched_md = _searched(resolution)
             message = render.answer_markdown(
                 answer, resolution.resolved if resolution.changed else None,
                 cited_ranks(answer))
             state = _passage_state(answer)
-            radio = gr.Radio(choices=_source_choices(state), value=None)
+            shown = (render.sources_html(answer),
+                     gr.Radio(choices=_source_choices(state), value=None), "", chat.turns,
+                     state, _searched(resolution))
             for partial in _stream(message):
                 history[-1] = {"role": "assistant", "content": partial}
-                yield (history, "", render.sources_html(answer), radio, "", chat.turns,
-                       state, searched_md)
+                yield history, "", *shown, gr.skip()
                 time.sleep(STREAM_DELAY)
 
         def _searched(resolution: Resolution) -> str:
@@ -264,8 +245,11 @@ def build_app(kb: ArticleQA, max_bytes: int = MAX_BYTES) -> gr.Blocks:
         chat_outputs = [chatbot, question, sources, open_source, article_view, turns, passages,
                         searched]
         for trigger in (question.submit, ask_button.click):
-            trigger(respond, chat_inputs, chat_outputs, api_visibility="private",
-                    show_progress="hidden")
+            # `then` runs however `respond` ended, so Ask is never left disabled
+            trigger(respond, chat_inputs, [*chat_outputs, ask_button], api_visibility="private",
+                    show_progress="hidden").then(
+                lambda: gr.Button(interactive=True), None, ask_button,
+                api_visibility="private", show_progress="hidden")
 
         def open_article(rank, passages_value):
             chosen = next((p for p in passages_value or [] if p["rank"] == rank), None)

@@ -13,6 +13,14 @@ from pathlib import Path
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "articles"
 
 
+def sample_articles() -> Path:
+    """The sample folder as `articleqa index samples/articles` names it from the repository
+    (relative to the working directory when inside it), so the two never duplicate."""
+    if not SAMPLES.is_dir():
+        raise ValueError(f"{SAMPLES} is missing (the samples ship with the source tree)")
+    return Path(os.path.relpath(SAMPLES)) if SAMPLES.is_relative_to(Path.cwd()) else SAMPLES
+
+
 def register(subparsers, common: argparse.ArgumentParser) -> None:
     chat = subparsers.add_parser(
         "chat", parents=[common], help="open the chat in a browser (HTTP API included)",
@@ -43,12 +51,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     auth = parse_auth(args.auth)
     kb = ArticleQA(args.index, model=getattr(args, "model", None))
     if args.samples:
-        if not SAMPLES.is_dir():
-            raise ValueError(f"{SAMPLES} is missing (the samples ship with the source tree)")
-        # as `articleqa index samples/articles` names them, so the two never duplicate
-        samples = Path(os.path.relpath(SAMPLES)) if SAMPLES.is_relative_to(Path.cwd()) \
-            else SAMPLES
-        report = kb.add([samples], progress=False)
+        report = kb.add([sample_articles()], progress=False)
         print(f"samples: {len(report.added)} added, {len(report.updated)} updated, "
               f"{len(report.unchanged)} unchanged, {len(report.failed)} failed")
     if not _loopback(args.host) and not auth:

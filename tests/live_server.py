@@ -1,7 +1,5 @@
 """A live ArticleQA server for the UI tests: uvicorn in a background thread on 127.0.0.1 and
-a free port, over the sample articles and the DW seed article, started once per session.
-
-(Named test_ui_*.py to sit with the UI tests; it holds no tests itself.)
+a free port, over the given articles, started once per name and session.
 """
 
 from __future__ import annotations
@@ -16,12 +14,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.conftest import ROOT
+
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "samples" / "articles"
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -49,9 +47,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(encoder, seed: Path, auth: tuple[str, str] | None = None,
-                 name: str = "main") -> Live:
-    """One server per ``name`` for the whole session (stopped at exit)."""
+def start_server(encoder, paths: list[str | Path], name: str = "main") -> Live:
+    """One server per ``name`` over the articles in ``paths``, for the whole session (stopped
+    at exit)."""
     if name in _LIVE:
         return _LIVE[name]
     import uvicorn
@@ -61,10 +59,10 @@ def start_server(encoder, seed: Path, auth: tuple[str, str] | None = None,
 
     folder = Path(tempfile.mkdtemp(prefix="articleqa-ui-"))
     kb = ArticleQA(folder / "index", encoder=encoder)
-    report = kb.add([SAMPLES, seed], progress=False)
+    report = kb.add(paths, progress=False)
     assert not report.failed, report.failed
     port = free_port()
-    app = create_app(kb, auth=auth, host="127.0.0.1", port=port)
+    app = create_app(kb, host="127.0.0.1", port=port)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True, name=f"uvicorn-{name}")
