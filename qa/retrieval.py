@@ -8,6 +8,7 @@ and never overwrites the inputs, which the confidence still needs.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import faiss
@@ -79,13 +80,17 @@ def collapse_copies(hits: Sequence[Hit], text_of: Callable[[int], str], k: int,
     Scores are kept as they are.
     """
     kept: list[Hit] = []
-    seen: list[set[tuple[str, ...]]] = []
+    sizes: list[int] = []
+    postings: dict[tuple[str, ...], list[int]] = {}  # 4-gram -> kept passages holding it
     for chunk_id, score in hits:
         grams = _shingles(text_of(chunk_id))
-        if any(len(grams & other) / len(grams | other) >= threshold for other in seen):
+        shared = Counter(i for gram in grams for i in postings.get(gram, ()))
+        if any(n / (len(grams) + sizes[i] - n) >= threshold for i, n in shared.items()):
             continue
+        for gram in grams:
+            postings.setdefault(gram, []).append(len(kept))
         kept.append((chunk_id, score))
-        seen.append(grams)
+        sizes.append(len(grams))
         if len(kept) == k:
             break
     return kept
