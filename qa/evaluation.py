@@ -121,7 +121,8 @@ def summarise(rows: Sequence[dict]) -> dict:
     judged = [r for r in rows if r["relevant"]]
     with_answers = [r for r in rows if r["answerable"] and r["answers"]]
     unanswerable = [r for r in rows if not r["answerable"]]
-    abstained = [r for r in rows if r["prediction"] is None]
+    scored = [r for r in rows if r["answers"] or not r["answerable"]]  # not retrieval-only
+    abstained = [r for r in scored if r["prediction"] is None]
     correct_abstentions = sum(1 for r in abstained if not r["answerable"])
     metrics = {
         "questions": len(rows), "judged": len(judged), "with_answers": len(with_answers),
@@ -135,13 +136,13 @@ def summarise(rows: Sequence[dict]) -> dict:
            for k in HIT_KS},
         "candidate_recall": _mean([r["candidate_rank"] is not None for r in with_answers]),
         "candidate_recall@5": _mean([(r["candidate_rank"] or 99) <= 5 for r in with_answers]),
-        "em": _mean([r["em"] for r in rows]), "f1": _mean([r["f1"] for r in rows]),
-        "em_answerable": _mean([r["em"] for r in rows if r["answerable"]]),
-        "f1_answerable": _mean([r["f1"] for r in rows if r["answerable"]]),
+        "em": _mean([r["em"] for r in scored]), "f1": _mean([r["f1"] for r in scored]),
+        "em_answerable": _mean([r["em"] for r in with_answers]),
+        "f1_answerable": _mean([r["f1"] for r in with_answers]),
         "no_answer_precision": correct_abstentions / len(abstained) if abstained else None,
         "no_answer_recall": correct_abstentions / len(unanswerable) if unanswerable else None,
     }
-    metrics["by_threshold"] = threshold_sweep(rows)
+    metrics["by_threshold"] = threshold_sweep(scored)
     for stage in ("encode", "search", "read", "total"):
         metrics[f"latency_ms_{stage}"] = percentiles([r["ms"].get(stage, 0.0) for r in rows])
     return metrics
@@ -294,7 +295,8 @@ def _plots(runs: Sequence[Run], out: Path) -> None:
         sweep = run.metrics["by_threshold"]
         thresholds = [point["threshold"] for point in sweep]
         ax.plot(thresholds, [p["answered"] for p in sweep], label=f"{run.config}: answered")
-        ax.plot(thresholds, [p["em"] for p in sweep], "--", label=f"{run.config}: EM (all)")
+        ax.plot(thresholds, [np.nan if p["em"] is None else p["em"] for p in sweep], "--",
+                label=f"{run.config}: EM (all)")
         if any(p["no_answer_recall"] is not None for p in sweep):
             ax.plot(thresholds, [p["no_answer_recall"] for p in sweep], ":",
                     label=f"{run.config}: unanswerable abstained")
