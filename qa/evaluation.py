@@ -267,28 +267,28 @@ def _plots(runs: Sequence[Run], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def save(fig, ax, name: str, **labels) -> None:
+        ax.set(**labels)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+
     fig, ax = plt.subplots(figsize=(6, 4))
     for run in runs:
         for kind, style in (("article_hit", "-o"), ("answer_hit", "--s")):
             values = [run.metrics[f"{kind}@{k}"] for k in HIT_KS]
             if all(v is not None for v in values):
                 ax.plot(HIT_KS, values, style, label=f"{run.config}: {kind.replace('_', ' ')}")
-    ax.set(xlabel="k", ylabel="fraction of questions", title="hit@k", ylim=(0, 1.02),
-           xticks=HIT_KS)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "hit_at_k.png", dpi=110)
-    plt.close(fig)
+    save(fig, ax, "hit_at_k.png", xlabel="k", ylabel="fraction of questions", title="hit@k",
+         ylim=(0, 1.02), xticks=HIT_KS)
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for run in runs:
         ax.hist([r["ms"]["total"] for r in run.rows], bins=40, alpha=0.6, label=run.config)
-    ax.set(xlabel="ask latency (ms)", ylabel="questions", title="latency per question")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "latency.png", dpi=110)
-    plt.close(fig)
+    save(fig, ax, "latency.png", xlabel="ask latency (ms)", ylabel="questions",
+         title="latency per question")
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for run in runs:
@@ -300,9 +300,6 @@ def _plots(runs: Sequence[Run], out: Path) -> None:
         if any(p["no_answer_recall"] is not None for p in sweep):
             ax.plot(thresholds, [p["no_answer_recall"] for p in sweep], ":",
                     label=f"{run.config}: unanswerable abstained")
-    ax.set(xlabel="confidence threshold", ylabel="fraction of questions",
-           title="answered vs abstained by confidence threshold", ylim=(-0.02, 1.02))
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "abstention.png", dpi=110)
-    plt.close(fig)
+    save(fig, ax, "abstention.png", xlabel="confidence threshold",
+         ylabel="fraction of questions", ylim=(-0.02, 1.02),
+         title="answered vs abstained by confidence threshold")
