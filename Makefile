@@ -1,7 +1,7 @@
 # The two commands of the README's quick start: `make demo` and `make test`.
 VENV := .venv
 BIN := $(VENV)/bin
-QUESTION ?= Who scored the winning goal in the Northern Shield final?
+QUESTION ?= Who was elected mayor of Greyholm?
 PORT ?= 7860
 export HF_HUB_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
