@@ -22,12 +22,17 @@ TokenSplitter = Callable[[str, int], list[tuple[int, int]]]
 
 @dataclass(frozen=True)
 class ChunkSettings:
+    """How articles are cut. ``max_chunks`` keeps only an article's first chunks: one chunk of
+    ``max_tokens`` reproduces the one-truncated-vector-per-document baselines (MTEB, BEIR)."""
+
     target_tokens: int = 160
     overlap_sentences: int = 1
     max_tokens: int = 254
+    max_chunks: int | None = None
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The settings a manifest records (unset options left out, so older indexes match)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,7 @@ def chunk_text(
             j += 1
         start, end = units[i][0], units[j - 1][1]
         chunks.append(Chunk(start, end, text[start:end]))
-        if j >= len(units):
+        if j >= len(units) or len(chunks) == settings.max_chunks:
             break
         back = min(settings.overlap_sentences, j - i - 1)
         while back and sum(u[2] for u in units[j - back:j]) > budget // 2:

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from embeddings import Encoder
 from qa.api import ArticleQA
+from qa.chunking import ChunkSettings
 from qa.conversation import evaluate_conversations
 from qa.datasets import Dataset, Query
 from qa.metrics import (
@@ -41,6 +42,10 @@ CONFIGS: dict[str, dict] = {  # ArticleQA options; configs with equal index opti
     "dense": {"retrieval": "dense"},
     "bm25": {"retrieval": "bm25"},
     "dense-text-only": {"retrieval": "dense", "embed_title": False},
+    # MTEB's protocol: one vector per document, title + the text's first 254 word pieces
+    "dense-whole-doc": {"retrieval": "dense",
+                        "chunking": ChunkSettings(target_tokens=254, overlap_sentences=0,
+                                                  max_chunks=1)},
 }
 INDEX_OPTIONS = ("embed_title", "chunking", "analysis")
 HIT_KS = (1, 3, 5, 10)
@@ -148,13 +153,23 @@ def summarise(rows: Sequence[dict]) -> dict:
     return metrics
 
 
-def run_config(dataset: Dataset, config: str, cache: Path, encoder: Encoder,
-               progress: bool = True, limit: int | None = None) -> Run:
+def _index_key(options: dict) -> str:
+    """The cache folder name for the index these options build (equal options share one)."""
+    def label(value: object) -> str:
+        if isinstance(value, ChunkSettings):
+            return ",".join(f"{k}{v}" for k, v in value.as_dict().items())
+        return str(value)
+    return "-".join(f"{k}={label(options[k])}" for k in INDEX_OPTIONS if k in options) or "default"
+
+
+def open_index(dataset: Dataset, config: str, cache: Path, encoder: Encoder,
+               progress: bool = True) -> tuple[ArticleQA, dict]:
+    """The dataset's index for this configuration (built, or reused from the cache) and what
+    building it cost."""
     options = dict(CONFIGS[config])
     if not dataset.dialogues and not any(q.answers for q in dataset.queries):
         options["analysis"] = False  # retrieval-only data (BEIR): no reader, no spaCy pass
-    index_key = "-".join(f"{k}={options[k]}" for k in INDEX_OPTIONS if k in options) or "default"
-    kb = ArticleQA(cache / dataset.name / index_key, encoder=encoder, **options)
+    kb = ArticleQA(cache / dataset.name / _index_key(options), encoder=encoder, **options)
     started = time.perf_counter()
     report = kb.add_articles(dataset.articles, progress=progress)
     seconds = time.perf_counter() - started
@@ -165,6 +180,12 @@ def run_config(dataset: Dataset, config: str, cache: Path, encoder: Encoder,
         "chunks_per_second": round(chunks / seconds, 1) if report.added and seconds else None,
     }
     encoder.clear_cache()
+    return kb, build
+
+
+def run_config(dataset: Dataset, config: str, cache: Path, encoder: Encoder,
+               progress: bool = True, limit: int | None = None) -> Run:
+    kb, build = open_index(dataset, config, cache, encoder, progress)
     if dataset.dialogues:
         result = evaluate_conversations(kb, dataset.dialogues[:limit], k=CONVERSATION_K)
         metrics, rows = result["metrics"], result["rows"]

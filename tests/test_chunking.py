@@ -112,3 +112,20 @@ def test_split_sentences_ends_a_sentence_at_every_line_break():
 def test_empty_text_gives_no_chunks(encoder, text):
     assert _chunks(text, encoder) == []
     assert split_sentences(text) == []
+
+
+def test_max_chunks_keeps_one_leading_chunk_per_article(articles, encoder):
+    whole_doc = ChunkSettings(target_tokens=254, overlap_sentences=0, max_chunks=1)
+    for article in articles:
+        chunks = _chunks(article.text, encoder, settings=whole_doc, reserved_tokens=10)
+        assert len(chunks) == 1 and chunks[0].start == 0, article.source
+        assert encoder.count_tokens([chunks[0].text])[0] <= 244
+        assert chunks[0].text == _chunks(article.text, encoder, settings=ChunkSettings(
+            target_tokens=254, overlap_sentences=0), reserved_tokens=10)[0].text
+
+
+def test_manifest_records_only_options_that_are_set():
+    """Indexes built before ``max_chunks`` existed still match the default settings."""
+    assert ChunkSettings().as_dict() == {"target_tokens": 160, "overlap_sentences": 1,
+                                         "max_tokens": 254}
+    assert ChunkSettings(max_chunks=1).as_dict()["max_chunks"] == 1
