@@ -23,7 +23,7 @@ ask: setup
 	$(BIN)/articleqa ask "$(QUESTION)" -k 3
 
 test: setup
-	$(BIN)/ruff check qa embeddings ui tests benchmarks
+	$(BIN)/ruff check qa embeddings ui tests benchmarks scripts
 	$(BIN)/python -m pytest
 
 bench: setup

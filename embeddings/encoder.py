@@ -99,7 +99,7 @@ class Encoder:
     def token_windows(self, text: str, size: int) -> list[tuple[int, int]]:
         """Character spans of consecutive windows of ``size`` word pieces covering ``text``."""
         offsets = self.tokenizer(
-            text, add_special_tokens=False, return_offsets_mapping=True
+            text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
         )["offset_mapping"]
         return [
             (offsets[i][0], offsets[min(i + size, len(offsets)) - 1][1])

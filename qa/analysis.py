@@ -27,6 +27,7 @@ REPORTING_VERBS = frozenset("""
 """.split())  # noqa: SIM905 (a word list reads better as text)
 _QUOTED = re.compile(r"[\"“']([^\"“”'\n]{2,60}?)[.,!?]?[\"”']")
 PRONOUNS = frozenset({"he", "she", "they", "it", "we", "i"})
+MAX_PHRASE_TOKENS = 10  # longer phrases are clauses, not answers
 NUMERIC_LABELS = frozenset({"CARDINAL", "QUANTITY", "MONEY", "PERCENT", "DATE", "TIME", "ORDINAL"})
 
 
@@ -41,6 +42,7 @@ class Analysis:
     sentences: list[tuple[int, int]] = field(default_factory=list)
     mentions: list[tuple[int, int, str]] = field(default_factory=list)  # start, end, label
     speakers: dict[int, tuple[int, int]] = field(default_factory=dict)  # sentence -> speaker
+    roles: list[tuple[str, str]] = field(default_factory=list)  # per mention: verb, relation
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -51,7 +53,8 @@ class Analysis:
     def from_json(cls, raw: str) -> Analysis:
         data = json.loads(raw)
         return cls([tuple(s) for s in data["sentences"]], [tuple(m) for m in data["mentions"]],
-                   {int(k): tuple(v) for k, v in data["speakers"].items()})
+                   {int(k): tuple(v) for k, v in data["speakers"].items()},
+                   [tuple(r) for r in data.get("roles", [])])
 
 
 @lru_cache(maxsize=1)
@@ -87,6 +90,29 @@ def _speaker(tokens, doc, last: tuple[int, int] | None) -> tuple[int, int] | Non
     return None
 
 
+def _expanded(chunk, first) -> list[tuple[int, int]]:
+    """The noun phrase with what hangs off it ("the cities of Fallujah and Ramadi", "aerial
+    cover and logistics"), without a trailing "(ACRONYM)"; none when a clause hangs off it."""
+    subtree = list(chunk.root.subtree)
+    tokens = [t for t in subtree if t.i >= first.i]
+    if (subtree[-1].i < chunk.end or len(tokens) > MAX_PHRASE_TOKENS
+            or any(t.pos_ in ("VERB", "AUX") or t.text in ",;:" for t in tokens)):
+        return []
+    if tokens[-1].text == ")" and "(" in [t.text for t in tokens]:
+        tokens = tokens[:[t.text for t in tokens].index("(")]
+    end = tokens[-1].idx + len(tokens[-1]) if tokens else 0
+    return [(first.idx, end)] if end > chunk.end_char else []
+
+
+def _role(token) -> tuple[str, str]:
+    """The verb a mention hangs from and how: ("elected", "nsubjpass") for "Arneberg was
+    elected", so that "who was elected?" can prefer her over the man she unseated."""
+    head = token.head
+    while head.pos_ not in ("VERB", "AUX") and head.head.i != head.i:
+        head = head.head
+    return (head.lower_, token.dep_) if head.pos_ in ("VERB", "AUX") else ("", token.dep_)
+
+
 def analyse(texts: Iterable[str], batch_size: int = 32) -> Iterator[Analysis]:
     """One Analysis per text, in order. Sentences are the chunker's, so both agree."""
     nlp = load_pipeline()
@@ -107,17 +133,20 @@ def analyse(texts: Iterable[str], batch_size: int = 32) -> Iterator[Analysis]:
         seen = set()
         for entity in doc.ents:
             result.mentions.append((entity.start_char, entity.end_char, entity.label_))
+            result.roles.append(_role(entity.root))
             seen.add((entity.start_char, entity.end_char))
         for chunk in doc.noun_chunks:
             tokens = [t for t in chunk if not (t.is_stop and t.i == chunk.start) or t.like_num]
             if not tokens or all(t.is_stop or t.is_punct for t in tokens):
                 continue
-            span = (tokens[0].idx, chunk.end_char)
-            if span not in seen and "\n" not in doc.text[span[0]:span[1]]:
-                result.mentions.append((*span, "NP"))
-                seen.add(span)
+            for span in ((tokens[0].idx, chunk.end_char), *_expanded(chunk, tokens[0])):
+                if span not in seen and "\n" not in doc.text[span[0]:span[1]]:
+                    result.mentions.append((*span, "NP"))
+                    result.roles.append(_role(chunk.root))
+                    seen.add(span)
         for quote in _QUOTED.finditer(doc.text):  # 'known as the "Awakening"'
             span = (quote.start(1), quote.end(1))
             if span not in seen and len(quote.group(1).split()) <= 6:
                 result.mentions.append((*span, "QUOTE"))
+                result.roles.append(("", ""))
         yield result

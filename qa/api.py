@@ -23,7 +23,8 @@ from qa.analysis import Analysis, analyse
 from qa.articles import MAX_BYTES, Article, Refused, iter_articles, source_id
 from qa.chunking import Chunk, ChunkSettings, chunk_text
 from qa.manifest import TEXT_ONLY, TITLE_AND_TEXT, IndexMismatch, Manifest
-from qa.reading import DEFAULT_THRESHOLD, Evidence, Reading, read
+from qa.optional_models import ExtractiveReader, Reranker
+from qa.reading import Evidence, Reading, read
 from qa.retrieval import (
     collapse_copies,
     dense_candidates,
@@ -41,6 +42,8 @@ MAX_K = 100
 BATCH_CHUNKS = 1024
 TITLE_TOKENS = 32
 READ_PASSAGES = 5  # the reader looks for the answer in this many top passages
+RERANK_DEPTH = 20  # passages a CrossEncoder re-orders (its score becomes the passage score)
+EXTRACTIVE_THRESHOLD = 0.3  # span probability below which an extractive-QA model abstains
 
 
 def index_folder(path: str | Path | None = None) -> Path:
@@ -141,7 +144,11 @@ class ArticleQA:
 
     ``embed_title`` (default on) embeds each chunk with its article's headline for context.
     ``analysis`` (default on) runs spaCy at index time so that answers can be extracted;
-    ``threshold`` is the reader's confidence below which it answers "no answer".
+    ``threshold`` is the reader's confidence below which it answers "no answer" (by default
+    the one fitted with the reader's weights).
+    ``reranker`` (a CrossEncoder name or folder) re-orders the best passages; ``qa_model`` (a
+    transformers extractive-QA name or folder) replaces the built-in reader. Both are optional
+    and loaded offline only: a missing one is an error that says how to add it.
     ``retrieval`` is the default search mode (see `search`).
     ``batch_chunks`` is how many chunks are embedded and committed together: larger batches
     encode a little faster, smaller ones lose less work when an ingest is interrupted.
@@ -157,12 +164,17 @@ class ArticleQA:
         batch_chunks: int = BATCH_CHUNKS,
         retrieval: str = "hybrid",
         analysis: bool | None = None,
-        threshold: float = DEFAULT_THRESHOLD,
+        threshold: float | None = None,
+        reranker: str | Reranker | None = None,
+        qa_model: str | ExtractiveReader | None = None,
     ):
         self.folder = index_folder(path)
         self.batch_chunks = batch_chunks
         self.retrieval = retrieval
-        self.threshold = threshold
+        self.reranker = Reranker(reranker) if isinstance(reranker, str) else reranker
+        self.qa_model = ExtractiveReader(qa_model) if isinstance(qa_model, str) else qa_model
+        self.threshold = threshold if threshold is not None or not self.qa_model \
+            else EXTRACTIVE_THRESHOLD
         if self.folder.exists() and not self.folder.is_dir():
             raise IndexMismatch(f"{self.folder} is a file, not an index folder")
         existing = Manifest.read(self.folder)
@@ -341,7 +353,12 @@ class ArticleQA:
             fused = reciprocal_rank_fusion([dense, lexical])
         rows = self.store.chunks([chunk_id for chunk_id, _ in fused[:depth]])
         fused = [(cid, score) for cid, score in fused[:depth] if cid in rows]
-        kept = collapse_copies(fused, lambda cid: rows[cid].text, k)
+        kept = collapse_copies(fused, lambda cid: rows[cid].text,
+                               max(k, RERANK_DEPTH) if self.reranker else k)
+        if self.reranker:
+            order = self.reranker.scores(question, [rows[cid].text for cid, _ in kept])
+            kept = [(cid, float(score)) for (cid, _), score in
+                    sorted(zip(kept, order, strict=True), key=lambda pair: -pair[1])][:k]
         bm25_scores = dict(lexical)
         passages = [
             Passage(rank=rank, score=round(score, 4), text=rows[cid].text,
@@ -379,16 +396,25 @@ class ArticleQA:
                       timings=timings, candidates=list(reading.candidates))
 
     def _read(self, question: str, passages: Sequence[Passage]) -> Reading:
+        if self.qa_model:
+            return self.qa_model.read(question, passages, self.threshold)
+        evidence = self.evidence(passages)
+        if evidence is None:
+            return Reading(None, 0.0)  # built without analysis: no answers, only passages
+        return read(question, self.encoder.encode_query(question), evidence, self.threshold)
+
+    def evidence(self, passages: Sequence[Passage]) -> list[Evidence] | None:
+        """The passages as the reader sees them (with index-time analysis), or None when the
+        index was built without analysis."""
         evidence = []
         for passage in passages:
             found = self._analysis(passage.article_id, self.generation)
             if found is None:
-                return Reading(None, 0.0)  # built without analysis: no answers, only passages
+                return None
             analysis, vectors, text = found
             evidence.append(Evidence(passage.start, passage.end, passage.bm25_score, analysis,
                                      vectors, text))
-        query = self.encoder.encode_query(question)
-        return read(question, query, evidence, self.threshold)
+        return evidence
 
     @lru_cache(maxsize=256)  # noqa: B019 (one index object lives as long as its cache)
     def _analysis(self, article_id: str, generation: int

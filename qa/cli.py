@@ -19,8 +19,12 @@ from qa.articles import MAX_BYTES
 from qa.evaluation import CONFIGS
 
 
-def _open(args: argparse.Namespace) -> ArticleQA:
-    return ArticleQA(args.index, model=getattr(args, "model", None))
+def index_from_args(args: argparse.Namespace) -> ArticleQA:
+    """The index the command's options name, with the optional models they ask for."""
+    return ArticleQA(args.index, model=getattr(args, "model", None),
+                     reranker=getattr(args, "reranker", None),
+                     qa_model=getattr(args, "qa_model", None),
+                     threshold=getattr(args, "threshold", None))
 
 
 def _print_report(report: IngestReport) -> None:
@@ -37,7 +41,7 @@ def _print_report(report: IngestReport) -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    kb = _open(args)
+    kb = index_from_args(args)
     report = kb.add(args.paths, progress=not args.quiet, max_bytes=int(args.max_mb * 2**20))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -58,7 +62,7 @@ def _print_answer(answer: Answer) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    kb = _open(args)
+    kb = index_from_args(args)
     answer = kb.ask(args.question, k=args.k, sources=args.source or (), since=args.since,
                     until=args.until)
     if args.json:
@@ -69,7 +73,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    kb = _open(args)
+    kb = index_from_args(args)
     info = kb.info()
     articles = [
         {"id": a.id, "title": a.title, "published": a.published, "source": a.source,
@@ -88,7 +92,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    kb = _open(args)
+    kb = index_from_args(args)
     missing = [a for a in args.ids if not kb.remove(a)]
     for article_id in args.ids:
         print(f"{'not found' if article_id in missing else 'removed'}  {article_id}")
@@ -102,7 +106,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.dataset, corpus=args.corpus)
     out = Path(args.out or f"eval-reports/{dataset.name}")
     runs = evaluate(dataset, args.config or ["hybrid"], out, Path(args.cache),
-                    model=args.model, progress=not args.quiet, limit=args.limit)
+                    model=args.model, progress=not args.quiet, limit=args.limit,
+                    reranker=args.reranker, qa_model=args.qa_model)
     if args.json:
         print(json.dumps({r.config: {"build": r.build, "metrics": r.metrics} for r in runs},
                          indent=2))
@@ -130,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", help="sentence-transformers model name or folder (default: the packaged "
         "all-MiniLM-L6-v2; an existing index uses the model that built it)")
     common.add_argument("--json", action="store_true", help="print JSON")
+    answering = argparse.ArgumentParser(add_help=False)
+    answering.add_argument("--reranker", metavar="MODEL",
+                           help="CrossEncoder name or folder to re-order passages (optional, "
+                           "offline: it must be on this machine)")
+    answering.add_argument("--qa-model", metavar="MODEL",
+                           help="transformers extractive-QA name or folder to read answers "
+                           "with instead of the built-in reader (optional, offline)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     index = commands.add_parser("index", parents=[common], help="add files, folders or URLs")
@@ -139,13 +151,15 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     index.set_defaults(run=cmd_index)
 
-    ask = commands.add_parser("ask", parents=[common], help="ask a question")
+    ask = commands.add_parser("ask", parents=[common, answering], help="ask a question")
     ask.add_argument("question")
     ask.add_argument("-k", type=_k, default=5, help="passages to return (default: 5)")
     ask.add_argument("--source", action="append", metavar="S",
                      help="only articles whose id is S or whose source contains S (repeatable)")
     ask.add_argument("--since", metavar="YYYY-MM-DD", help="only articles published on or after")
     ask.add_argument("--until", metavar="YYYY-MM-DD", help="only articles published on or before")
+    ask.add_argument("--threshold", type=float, metavar="P",
+                     help="answer only at this confidence or above (default: the reader's own)")
     ask.set_defaults(run=cmd_ask)
 
     info = commands.add_parser("info", parents=[common], help="describe the index")
@@ -157,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation = commands.add_parser(
         "eval", help="evaluate on a BEIR folder, SQuAD .json, or .jsonl questions or "
         "conversations",
-        parents=[common])
+        parents=[common, answering])
     evaluation.add_argument("dataset", metavar="DATASET")
     evaluation.add_argument("--corpus", nargs="+", default=[], metavar="PATH",
                             help="articles to index for a .jsonl dataset")
@@ -174,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.set_defaults(run=cmd_eval)
     # Commands from other packages (e.g. `chat` from ui/), without qa importing them.
     for entry in entry_points(group="articleqa.commands"):
-        entry.load()(commands, common)
+        entry.load()(commands, common, answering)
     return parser
 
 

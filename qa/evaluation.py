@@ -35,6 +35,7 @@ from qa.metrics import (
     recall_at_k,
     reciprocal_rank,
 )
+from qa.optional_models import ExtractiveReader, Reranker
 
 CONFIGS: dict[str, dict] = {  # ArticleQA options; configs with equal index options share one
     "hybrid": {"retrieval": "hybrid"},  # the default: dense + BM25, reciprocal rank fusion
@@ -163,13 +164,14 @@ def _index_key(options: dict) -> str:
 
 
 def open_index(dataset: Dataset, config: str, cache: Path, encoder: Encoder,
-               progress: bool = True) -> tuple[ArticleQA, dict]:
+               progress: bool = True, **answering) -> tuple[ArticleQA, dict]:
     """The dataset's index for this configuration (built, or reused from the cache) and what
-    building it cost."""
+    building it cost; ``answering`` (reranker, qa_model) goes to `ArticleQA` as it is."""
     options = dict(CONFIGS[config])
     if not dataset.dialogues and not any(q.answers for q in dataset.queries):
         options["analysis"] = False  # retrieval-only data (BEIR): no reader, no spaCy pass
-    kb = ArticleQA(cache / dataset.name / _index_key(options), encoder=encoder, **options)
+    kb = ArticleQA(cache / dataset.name / _index_key(options), encoder=encoder, **options,
+                   **answering)
     started = time.perf_counter()
     report = kb.add_articles(dataset.articles, progress=progress)
     seconds = time.perf_counter() - started
@@ -184,8 +186,9 @@ def open_index(dataset: Dataset, config: str, cache: Path, encoder: Encoder,
 
 
 def run_config(dataset: Dataset, config: str, cache: Path, encoder: Encoder,
-               progress: bool = True, limit: int | None = None) -> Run:
-    kb, build = open_index(dataset, config, cache, encoder, progress)
+               progress: bool = True, limit: int | None = None, **answering) -> Run:
+    kb, build = open_index(dataset, config, cache, encoder, progress, **answering)
+    build.update({role: model.name for role, model in answering.items() if model})
     if dataset.dialogues:
         result = evaluate_conversations(kb, dataset.dialogues[:limit], k=CONVERSATION_K)
         metrics, rows = result["metrics"], result["rows"]
@@ -200,13 +203,18 @@ def run_config(dataset: Dataset, config: str, cache: Path, encoder: Encoder,
 
 def evaluate(dataset: Dataset, configs: Sequence[str], out: Path, cache: Path,
              encoder: Encoder | None = None, model: str | None = None, progress: bool = True,
-             limit: int | None = None) -> list[Run]:
-    """Run every configuration on the dataset and write the reports into ``out``."""
+             limit: int | None = None, reranker: str | None = None,
+             qa_model: str | None = None) -> list[Run]:
+    """Run every configuration on the dataset and write the reports into ``out``; an optional
+    re-ranker or extractive-QA model (loaded once) joins every configuration."""
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         raise ValueError(f"unknown config {unknown[0]!r}; choose from {', '.join(CONFIGS)}")
     encoder = encoder or Encoder(model)
-    runs = [run_config(dataset, c, cache, encoder, progress, limit) for c in configs]
+    answering = {"reranker": Reranker(reranker) if reranker else None,
+                 "qa_model": ExtractiveReader(qa_model) if qa_model else None}
+    runs = [run_config(dataset, c, cache, encoder, progress, limit, **answering)
+            for c in configs]
     write_reports(dataset, runs, out)
     return runs
 
@@ -268,7 +276,9 @@ def write_reports(dataset: Dataset, runs: Sequence[Run], out: Path) -> None:
         _row("index build s (chunks, chunks/s)", (
             f"{r.build['seconds']} ({r.build['chunks']}, {_fmt(r.build['chunks_per_second'])})"
             + (" reused" if not r.build["added"] else "") for r in runs)),
-        _row("peak RSS MB", (_fmt(r.metrics["peak_rss_mb"]) for r in runs)), "",
+        _row("peak RSS MB", (_fmt(r.metrics["peak_rss_mb"]) for r in runs)),
+        *[_row(role, (r.build.get(role, "–") for r in runs))
+          for role in ("reranker", "qa_model") if any(role in r.build for r in runs)], "",
     ]
     if dataset.dialogues:
         lines += ["Per-turn results (the question as typed and as searched, what was changed, "

@@ -2,32 +2,41 @@
 
 The question's wh-word says what type of answer it wants (who -> a person or organisation,
 how many -> a number...). Candidates are the entities and noun phrases found at index time in
-the retrieved passages; each is scored by how well its sentence fits the question (cosine of
-index-time sentence vectors), how close it sits to the question's words, whether its type
-fits, and, for "who said ..." questions, whether it is the quoted speaker. A candidate made
-of the question's own words is never the answer. The confidence is a logistic blend of
-signals that mean something on their own (sentence fit, BM25, type match, margin over the
-runner-up), not of a fused rank; below the threshold the reader says "no answer".
+the retrieved passages. Each is described by a few features: how well its sentence fits the
+question (cosine of index-time sentence vectors), how close it sits to the question's words,
+whether its type fits, whether it is the quoted speaker of a "who said ..." question, how often
+the evidence repeats it. A candidate made of the question's own words is never the answer.
+
+Two small linear models turn features into decisions: a span scorer (softmax over a question's
+candidates) and a confidence (the probability that the best span is right, from signals that
+mean something on their own: sentence fit, BM25, margin, not a fused rank). Their weights are
+fitted offline by ``scripts/fit_reader.py`` on data the evaluation does not report on, and ship
+in ``reader_weights.json``; below the threshold the reader says "no answer".
 """
 
 from __future__ import annotations
 
-import math
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from spacy.lang.en.stop_words import STOP_WORDS
 
 from qa.analysis import NUMERIC_LABELS, REPORTING_VERBS, Analysis
 
-DEFAULT_THRESHOLD = 0.5
+WEIGHTS_FILE = Path(__file__).with_name("reader_weights.json")
 _WORD = re.compile(r"[\w']+")
 PERSON = {"PERSON": 1.0, "ORG": 0.35, "NORP": 0.3, "GPE": 0.1}
 _TYPE_RULES: list[tuple[re.Pattern, dict[str, float]]] = [
-    (re.compile(r"\bhow (many|much) (percent|per cent)|\bwhat (percentage|percent|share)"),
-     {"PERCENT": 1.0, "CARDINAL": 0.5}),
+    (re.compile(r"\bhow (many|much) (percent|per cent)|\b(what|which)( \w+){0,3} (percentage|"
+                r"percent|share|rate)\b"), {"PERCENT": 1.0, "CARDINAL": 0.5}),
+    (re.compile(r"\b(what|which)( \w+){0,3} (temperature|distance|height|length|weight|area|"
+                r"speed|size|depth|altitude|elevation|population|amount|number)\b"),
+     {"QUANTITY": 1.0, "CARDINAL": 0.9, "MONEY": 0.5, "PERCENT": 0.5}),
     (re.compile(r"\bhow much\b.*\b(cost|pay|paid|worth|money|spend|spent|price|fund|budget|"
                 r"euros?|dollars?|pounds?)"), {"MONEY": 1.0, "CARDINAL": 0.5}),
     (re.compile(r"\bhow many\b"), {"CARDINAL": 1.0, "QUANTITY": 0.8, "MONEY": 0.3}),
@@ -58,6 +67,10 @@ _TYPE_RULES: list[tuple[re.Pattern, dict[str, float]]] = [
 ]
 
 
+_FOCUS = re.compile(r"\b(?:what|which)\s+(?!is\b|was\b|are\b|were\b|do\b|does\b|did\b|"
+                    r"has\b|had\b|have\b|can\b|could\b|would\b|will\b)([a-z]+)")
+_PHRASES = ("NP", "QUOTE")  # candidate labels that are not entity types
+_EDGE = " \"'“”‘’,.;:()"
 _ANY_TYPE = {"NP": 0.5, **{label: 0.2 for label in NUMERIC_LABELS}}  # for "what ..." questions
 
 
@@ -65,6 +78,7 @@ _ANY_TYPE = {"NP": 0.5, **{label: 0.2 for label in NUMERIC_LABELS}}  # for "what
 class QuestionType:
     labels: dict[str, float]  # expected entity labels -> weight; empty: any span
     asks_speaker: bool  # "who said / warned / claimed ..."
+    focus: str | None = None  # the noun a "what/which X" question names: "which company"
 
 
 @dataclass(frozen=True)
@@ -97,7 +111,8 @@ def question_type(question: str) -> QuestionType:
     labels = min(matches, key=lambda m: m[:2])[2] if matches else {}
     verb = re.search(r"\bwho\s+(?:has\s+|had\s+)?(\w+)", lowered)
     asks_speaker = bool(verb) and verb.group(1) in REPORTING_VERBS  # "who said", not "who did"
-    return QuestionType(labels, asks_speaker)
+    focus = _FOCUS.search(lowered)
+    return QuestionType(labels, asks_speaker, _stem(focus.group(1)) if focus else None)
 
 
 def content_words(text: str) -> list[str]:
@@ -108,71 +123,239 @@ def _stem(word: str) -> str:
     return word[:5]
 
 
-def _confidence(features: Sequence[float]) -> float:
-    weights = (4.0, 2.0, 1.2, 1.5, 0.6)
-    z = sum(w * f for w, f in zip(weights, features, strict=True)) - 3.6
-    return 1.0 / (1.0 + math.exp(-z))
+SPAN_FEATURES = (
+    "fit", "fit_gap", "overlap", "closeness", "nearest", "left_of_span", "right_of_span",
+    "window_hits", "digits", "type_fit", "mismatch", "typed_phrase", "untyped",
+    "untyped_entity", "noun_phrase", "numeric", "quote", "said", "echo", "passage_prior",
+    "bm25_share", "support", "words", "capitalised", "coverage", "names_found", "focus",
+    "verb_asked", "subject", "subject_of_asked",
+)
+CONFIDENCE_FEATURES = ("top_score", "margin", "top_probability", "best_fit", "bm25_signal",
+                       "type_fit", "overlap", "coverage", "names_found")
 
 
-def read(question: str, query: np.ndarray, evidence: Sequence[Evidence],
-         threshold: float = DEFAULT_THRESHOLD) -> Reading:
-    """The best answer span in the evidence, or no answer when the confidence is too low."""
+@dataclass(frozen=True)
+class Candidate:
+    key: str  # normalised words: one candidate however often the evidence repeats it
+    passage: int
+    start: int  # offsets in the article text
+    end: int
+    label: str
+    features: dict[str, float]
+
+
+@dataclass(frozen=True)
+class LinearModel:
+    features: tuple[str, ...]
+    weights: np.ndarray
+    intercept: float
+
+    def scores(self, rows: Sequence[dict[str, float]]) -> np.ndarray:
+        matrix = np.array([[row[f] for f in self.features] for row in rows], dtype=np.float64)
+        return matrix @ self.weights + self.intercept
+
+    def to_dict(self) -> dict:
+        return {"features": list(self.features), "weights": [round(float(w), 6)
+                for w in self.weights], "intercept": round(self.intercept, 6)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LinearModel:
+        return cls(tuple(data["features"]), np.asarray(data["weights"], np.float64),
+                   float(data["intercept"]))
+
+
+@dataclass(frozen=True)
+class ReaderWeights:
+    span: LinearModel
+    confidence: LinearModel  # the probability that the best span is exactly right
+    threshold: float  # the confidence below which the reader says "no answer"
+
+    @classmethod
+    def load(cls, path: Path = WEIGHTS_FILE) -> ReaderWeights:
+        data = json.loads(path.read_text())
+        return cls(LinearModel.from_dict(data["span"]), LinearModel.from_dict(data["confidence"]),
+                   float(data["threshold"]))
+
+
+@lru_cache(maxsize=1)
+def default_weights() -> ReaderWeights:
+    return ReaderWeights.load()
+
+
+def candidates(question: str, query: np.ndarray, evidence: Sequence[Evidence]) -> list[Candidate]:
+    """Every typed span of the evidence that could answer, with the features that judge it."""
     kind = question_type(question)
-    asked = content_words(question)
-    asked_stems = {_stem(w) for w in asked}
+    asked_stems = {_stem(w) for w in content_words(question)}
     question_words = set(_WORD.findall(question.lower()))
     best_bm25 = max((e.bm25 for e in evidence), default=0.0)
-    candidates: dict[str, tuple[float, int, int, int, float]] = {}
-    best_fit = 0.0
+    fits = [e.sentence_vectors @ query if len(e.sentence_vectors) else np.zeros(0)
+            for e in evidence]
+    inside = [[n for n, (s, e) in enumerate(item.analysis.sentences)
+               if s >= item.start and e <= item.end] for item in evidence]
+    best_fit = max((float(fits[i][n]) for i, numbers in enumerate(inside) for n in numbers),
+                   default=0.0)
+    names = {_stem(w.lower()) for w in _WORD.findall(question)[1:]  # proper names asked about
+             if w[:1].isupper() and w.lower() not in STOP_WORDS}
+    found: dict[str, Candidate] = {}
+    support: dict[str, int] = {}
     for index, item in enumerate(evidence):
-        fits = item.sentence_vectors @ query if len(item.sentence_vectors) else np.zeros(0)
-        prior = 0.1 / (1 + index)
-        for number, (s_start, s_end) in enumerate(item.analysis.sentences):
-            if s_start < item.start or s_end > item.end:
-                continue
-            fit = float(fits[number])
-            best_fit = max(best_fit, fit)
-            sentence = item.text[s_start:s_end]
-            words = _WORD.findall(sentence.lower())
-            hits: dict[str, list[int]] = {}  # question word -> where it occurs in the sentence
-            for m in _WORD.finditer(sentence.lower()):
-                if (stem := _stem(m.group())) in asked_stems:
-                    hits.setdefault(stem, []).append(m.start())
-            overlap = len({_stem(w) for w in words} & asked_stems) / max(1, len(asked_stems))
+        roles = item.analysis.roles or [("", "")] * len(item.analysis.mentions)  # older index
+        mentions = sorted((*m, *r) for m, r in zip(item.analysis.mentions, roles, strict=True))
+        present = {_stem(w) for w in _WORD.findall(item.text[item.start:item.end].lower())}
+        coverage = len(asked_stems & present) / max(1, len(asked_stems))
+        names_found = len(names & present) / len(names) if names else 1.0
+        for number in inside[index]:
+            s_start, s_end = item.analysis.sentences[number]
+            fit = float(fits[index][number])
+            sentence = item.text[s_start:s_end].lower()
+            hits = [(m.start(), m.end(), stem) for m in _WORD.finditer(sentence)
+                    if (stem := _stem(m.group())) in asked_stems]
+            near: dict[str, list[int]] = {}  # question word -> where it occurs in the sentence
+            for m_start, _, stem in hits:
+                near.setdefault(stem, []).append(m_start)
+            overlap = len(near) / max(1, len(asked_stems))
             speaker = item.analysis.speakers.get(number)
-            mentions = [m for m in item.analysis.mentions if s_start <= m[0] and m[1] <= s_end]
+            spans = [m for m in mentions if s_start <= m[0] and m[1] <= s_end]
             if kind.asks_speaker and speaker:  # "he added": the speaker was named earlier
-                mentions.append((*speaker, "PERSON"))
-            for m_start, m_end, label in mentions:
-                span = item.text[m_start:m_end].strip(" \"'“”‘’,.;:")
+                spans.append((*speaker, "PERSON", "said", "nsubj"))
+            for m_start, m_end, label, verb, relation in spans:
+                m_start, m_end = _trim(item.text, m_start, m_end, question_words)
+                span = item.text[m_start:m_end]
                 span_words = set(_WORD.findall(span.lower())) - STOP_WORDS
                 if not span_words or span_words <= question_words:
                     continue
                 echo = len(span_words & question_words) / len(span_words)
                 if echo >= 0.5:  # mostly the question's own words: what it asks about
                     continue
-                labels = kind.labels or _ANY_TYPE
-                type_fit = labels.get(label, 0.0 if kind.labels else 0.35)
-                centre = (m_start + m_end) / 2 - s_start
-                closeness = float(np.mean([  # near many of the question's words, not one
-                    1.0 / (1.0 + min(abs(h - centre) for h in places) / 40.0)
-                    for places in hits.values()])) if hits else 0.0
-                said = float(kind.asks_speaker and speaker is not None
-                             and speaker[0] <= m_start and m_end <= speaker[1])
-                score = (fit + 0.6 * type_fit + 0.35 * closeness + 0.3 * overlap + prior
-                         + 0.8 * said - 0.8 * echo)
                 key = " ".join(_WORD.findall(span.lower()))
-                if key not in candidates or score > candidates[key][0]:
-                    offset = item.text.index(span, m_start)
-                    candidates[key] = (score, index, offset, offset + len(span), type_fit)
-    if not candidates:
+                support[key] = support.get(key, 0) + 1
+                left, right = m_start - s_start, m_end - s_start
+                gaps = [max(left - e, s - right, 0) for s, e, _ in hits]
+                features = {
+                    "fit": fit, "fit_gap": fit - best_fit, "overlap": overlap,
+                    "closeness": float(np.mean([  # near many of the question's words, not one
+                        1.0 / (1.0 + min(abs(p - (left + right) / 2) for p in places) / 40.0)
+                        for places in near.values()])) if near else 0.0,
+                    "nearest": 1.0 / (1.0 + min(gaps) / 10.0) if gaps else 0.0,
+                    "left_of_span": float(any(0 <= left - e <= 12 for _, e, _ in hits)),
+                    "right_of_span": float(any(0 <= s - right <= 12 for s, _, _ in hits)),
+                    "window_hits": len({stem for s, e, stem in hits  # within ~6 words
+                                        if -40 <= s - right <= 40 or -40 <= left - e <= 40}
+                                       ) / max(1, len(asked_stems)),
+                    "digits": float(any(ch.isdigit() for ch in span)),
+                    "type_fit": kind.labels.get(label, 0.0),
+                    "mismatch": float(bool(kind.labels) and label not in _PHRASES  # PERSON
+                                      and label not in kind.labels),  # for "how soon?"
+                    "typed_phrase": float(bool(kind.labels) and label in _PHRASES),
+                    "untyped": float(not kind.labels),
+                    "untyped_entity": float(not kind.labels and label not in _PHRASES),
+                    "noun_phrase": float(label == "NP"),
+                    "numeric": float(label in NUMERIC_LABELS),
+                    "quote": float(label == "QUOTE"),
+                    "said": float(kind.asks_speaker and speaker is not None
+                                  and speaker[0] <= m_start and m_end <= speaker[1]),
+                    "echo": echo,
+                    "verb_asked": float(bool(verb) and _stem(verb) in asked_stems),
+                    "subject": float(relation in ("nsubj", "nsubjpass")),
+                    "subject_of_asked": float(relation in ("nsubj", "nsubjpass")
+                                              and bool(verb) and _stem(verb) in asked_stems),
+                    "passage_prior": 1.0 / (1 + index),
+                    "bm25_share": item.bm25 / best_bm25 if best_bm25 > 0 else 0.0,
+                    "support": 0.0,
+                    "words": np.log1p(len(span_words)),
+                    "capitalised": float(span[:1].isupper()),
+                    "coverage": coverage, "names_found": names_found,
+                    "focus": float(kind.focus is not None and kind.focus in {
+                        _stem(w) for w in _WORD.findall(
+                            item.text[m_start:m_end + 20].lower())}),
+                }
+                known = found.get(key)
+                if known is None or _better(features, known.features):
+                    found[key] = Candidate(key, index, m_start, m_end, label, features)
+    found = _full_names(found, support)
+    for key, candidate in found.items():
+        candidate.features["support"] = np.log(support[key])
+        candidate.features["best_fit"] = best_fit
+        candidate.features["bm25_signal"] = best_bm25 / (
+            best_bm25 + 8.0 * max(1, len(asked_stems)) ** 0.5)
+    return list(found.values())
+
+
+def _full_names(found: dict[str, Candidate], support: dict[str, int]) -> dict[str, Candidate]:
+    """One person however the evidence names them: "Kerry" is shown as "John Kerry" (where
+    the full name occurs), judged by the better of the two mentions and counted with both."""
+    people = [c for c in found.values() if c.label == "PERSON"]
+    merged = dict(found)
+    for short in people:
+        longer = [c for c in people if c.key.endswith(" " + short.key)]
+        if not longer:
+            continue
+        full = max(longer, key=lambda c: len(c.key))
+        best = short if _better(short.features, full.features) else full
+        merged[full.key] = Candidate(full.key, full.passage, full.start, full.end, full.label,
+                                     best.features)
+        support[full.key] += support[short.key]
+        del merged[short.key]
+    return merged
+
+
+def _trim(text: str, start: int, end: int, question_words: set[str]) -> tuple[int, int]:
+    """The span without edge punctuation or the question's own words at either end:
+    "the AFP news agency" answers "which news agency?" as "the AFP"."""
+    asked = question_words - STOP_WORDS
+    words = list(_WORD.finditer(text, start, end))
+    first, last = 0, len(words)
+    while first < last and words[first].group().lower() in asked:
+        first += 1
+    while last > first and words[last - 1].group().lower() in asked:
+        last -= 1
+    if first == last:
+        return start, start
+    start = words[first].start() if first else start
+    end = words[last - 1].end() if last < len(words) else end
+    span = text[start:end]
+    lead = len(span) - len(span.lstrip(_EDGE))
+    return start + lead, start + lead + len(span.strip(_EDGE))
+
+
+def _better(new: dict[str, float], old: dict[str, float]) -> bool:
+    """Of two occurrences of one span, keep the one in the sentence that fits best."""
+    return (new["fit"] + new["closeness"] + new["type_fit"]
+            > old["fit"] + old["closeness"] + old["type_fit"])
+
+
+def confidence_signals(features: Sequence[dict[str, float]], scores: np.ndarray
+                       ) -> dict[str, float]:
+    """What the confidence is computed from: the best span's score and its lead over the
+    rest, and how well the evidence as a whole matches the question."""
+    order = np.argsort(-scores, kind="stable")
+    top = features[order[0]]
+    exp = np.exp(scores - scores.max())
+    margin = scores[order[0]] - scores[order[1]] if len(order) > 1 else 3.0
+    return {"top_score": float(scores[order[0]]), "margin": min(float(margin), 3.0),
+            "top_probability": float(exp[order[0]] / exp.sum()), "best_fit": top["best_fit"],
+            "bm25_signal": top["bm25_signal"], "type_fit": top["type_fit"],
+            "overlap": top["overlap"], "coverage": top["coverage"],
+            "names_found": top["names_found"]}
+
+
+def read(question: str, query: np.ndarray, evidence: Sequence[Evidence],
+         threshold: float | None = None, weights: ReaderWeights | None = None) -> Reading:
+    """The best answer span in the evidence, or no answer when the confidence is below
+    ``threshold`` (by default the one fitted with the weights)."""
+    weights = weights or default_weights()
+    threshold = weights.threshold if threshold is None else threshold
+    found = candidates(question, query, evidence)
+    if not found:
         return Reading(None, 0.0)
-    ranked = sorted(candidates.values(), key=lambda c: -c[0])
-    considered = tuple((evidence[c[1]].text[c[2]:c[3]], round(c[0], 4)) for c in ranked)
-    score, index, start, end, type_fit = ranked[0]
-    margin = score - ranked[1][0] if len(ranked) > 1 else 0.5
-    bm25_signal = best_bm25 / (best_bm25 + 8.0 * max(1, len(asked)) ** 0.5)
-    confidence = _confidence((best_fit, bm25_signal, type_fit, min(margin, 0.5), score - 1.0))
+    scores = weights.span.scores([c.features for c in found])
+    order = np.argsort(-scores, kind="stable")
+    top = found[order[0]]
+    signals = confidence_signals([c.features for c in found], scores)
+    confidence = float(1.0 / (1.0 + np.exp(-weights.confidence.scores([signals])[0])))
+    considered = tuple((evidence[found[i].passage].text[found[i].start:found[i].end],
+                        round(float(scores[i]), 4)) for i in order)
     if confidence < threshold:
         return Reading(None, confidence, candidates=considered)
-    return Reading(evidence[index].text[start:end], confidence, index, start, end, considered)
+    return Reading(evidence[top.passage].text[top.start:top.end], confidence, top.passage,
+                   top.start, top.end, considered)

@@ -21,9 +21,10 @@ def sample_articles() -> Path:
     return Path(os.path.relpath(SAMPLES)) if SAMPLES.is_relative_to(Path.cwd()) else SAMPLES
 
 
-def register(subparsers, common: argparse.ArgumentParser) -> None:
+def register(subparsers, *parents: argparse.ArgumentParser) -> None:
+    """Add `chat` to the CLI, with the options shared by every command (``parents``)."""
     chat = subparsers.add_parser(
-        "chat", parents=[common], help="open the chat in a browser (HTTP API included)",
+        "chat", parents=list(parents), help="open the chat in a browser (HTTP API included)",
         description="Serve the chat at http://HOST:PORT/ with POST /api/ask, GET /healthz and "
         "OpenAPI docs at /docs. Binds 127.0.0.1 unless --host says otherwise.")
     chat.add_argument("--host", default="127.0.0.1",
@@ -45,11 +46,11 @@ def _loopback(host: str) -> bool:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from qa.api import ArticleQA
+    from qa.cli import index_from_args
     from ui.server import parse_auth, serve
 
     auth = parse_auth(args.auth)
-    kb = ArticleQA(args.index, model=getattr(args, "model", None))
+    kb = index_from_args(args)
     if args.samples:
         report = kb.add([sample_articles()], progress=False)
         print(f"samples: {len(report.added)} added, {len(report.updated)} updated, "

@@ -1,0 +1,142 @@
+"""The reader: question types, index-time candidates, span trimming, the fitted weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qa.analysis import analyse
+from qa.reading import (
+    CONFIDENCE_FEATURES,
+    SPAN_FEATURES,
+    Evidence,
+    LinearModel,
+    ReaderWeights,
+    _trim,
+    candidates,
+    question_type,
+    read,
+)
+from scripts.fit_reader import Example, choose_threshold, fit_span
+
+STORY = (
+    "Flood crews in Norrbridge moved 320 households out of Eastmill on Monday. "
+    "The rescue was led by Ingrid Halvorsen, the mayor, who called it the longest night in "
+    "a decade. \"We have never seen the river move this fast,\" said Lukas Brandvold, the "
+    "station commander. \"Six boats were out all night,\" he added. Water reached the cities "
+    "of Ostby and Lund by Tuesday, a spokesman for the Wend Water Authority said. "
+    "Marta Lindqvist was elected chair of the flood board on Friday, unseating Olaf Berg."
+)
+
+
+@pytest.fixture(scope="module")
+def evidence(encoder) -> list[Evidence]:
+    analysis = next(analyse([STORY]))
+    vectors = encoder.encode([STORY[s:e] for s, e in analysis.sentences])
+    return [Evidence(0, len(STORY), 12.0, analysis, vectors, STORY)]
+
+
+@pytest.mark.parametrize("question, label, speaker", [
+    ("How many households were moved?", "CARDINAL", False),
+    ("What was the target percentage of homes reached?", "PERCENT", False),
+    ("When did the river burst its banks?", "DATE", False),
+    ("In which city did he speak?", "GPE", False),
+    ("Who warned that the river was rising?", "PERSON", True),
+    ("Who led the rescue?", "PERSON", False),
+])
+def test_question_type_from_the_wh_phrase(question, label, speaker):
+    kind = question_type(question)
+    assert max(kind.labels, key=kind.labels.get) == label
+    assert kind.asks_speaker is speaker
+
+
+def test_which_noun_questions_name_their_focus():
+    assert question_type("Which company owns the network?").focus == "compa"
+    assert question_type("What is the capital?").focus is None
+
+
+def test_trim_drops_the_questions_own_words_but_keeps_symbols():
+    text = "told the AFP news agency that 32.9% voted"
+    start = text.index("the AFP")
+    s, e = _trim(text, start, start + len("the AFP news agency"), {"which", "news", "agency"})
+    assert text[s:e] == "the AFP"
+    start = text.index("32.9%")
+    assert text[slice(*_trim(text, start - 1, start + 5, {"voted"}))] == "32.9%"
+
+
+def test_analysis_finds_phrases_speakers_and_he_added(evidence):
+    analysis = evidence[0].analysis
+    phrases = {STORY[s:e] for s, e, label in analysis.mentions if label == "NP"}
+    assert "cities of Ostby and Lund" in phrases  # a noun phrase with what hangs off it
+    speakers = {STORY[s:e] for s, e in analysis.speakers.values()}
+    assert "Lukas Brandvold" in speakers
+    added = next(n for n, (s, e) in enumerate(analysis.sentences) if "he added" in STORY[s:e])
+    assert STORY[slice(*analysis.speakers[added])] == "Lukas Brandvold"
+    assert len(evidence[0].sentence_vectors) == len(analysis.sentences)
+    roles = {STORY[s:e]: role for (s, e, _), role in zip(analysis.mentions, analysis.roles,
+                                                          strict=True)}
+    assert roles["Marta Lindqvist"] == ("elected", "nsubjpass")
+    assert roles["Olaf Berg"] == ("unseating", "dobj")
+
+
+@pytest.mark.parametrize("question, answer", [
+    ("Who led the rescue?", "Ingrid Halvorsen"),
+    ("How many households were moved out of Eastmill?", "320"),
+    ("Who said six boats were out all night?", "Lukas Brandvold"),
+    ("Who was elected chair of the flood board?", "Marta Lindqvist"),
+])
+def test_read_finds_the_answer_with_exact_offsets(encoder, evidence, question, answer):
+    reading = read(question, encoder.encode_query(question), evidence, threshold=0.0)
+    assert reading.text == answer
+    assert STORY[reading.start:reading.end] == answer and reading.passage == 0
+    assert 0.0 < reading.confidence < 1.0
+    assert reading.candidates[0][0] == answer
+
+
+def test_candidates_never_repeat_the_question(encoder, evidence):
+    question = "Who was the station commander?"
+    found = candidates(question, encoder.encode_query(question), evidence)
+    spans = {STORY[c.start:c.end].lower() for c in found}
+    assert spans and "station commander" not in spans and "the station commander" not in spans
+    assert all(set(SPAN_FEATURES) <= set(c.features) for c in found)
+
+
+def test_read_abstains_below_the_threshold(encoder, evidence):
+    question = "Who won the football cup?"
+    reading = read(question, encoder.encode_query(question), evidence, threshold=1.0)
+    assert reading.text is None and reading.candidates
+
+
+def test_shipped_weights_use_exactly_the_features_the_reader_computes():
+    weights = ReaderWeights.load()
+    assert weights.span.features == SPAN_FEATURES
+    assert weights.confidence.features == CONFIDENCE_FEATURES
+    assert 0.0 < weights.threshold < 1.0
+
+
+def test_fit_span_learns_which_feature_marks_the_right_candidate():
+    rng = np.random.default_rng(0)
+    examples = []
+    for n in range(40):
+        rows = [{f: float(rng.random()) for f in SPAN_FEATURES} for _ in range(6)]
+        right = int(rng.integers(6))
+        rows[right]["type_fit"] = 2.0  # only the right span fits the type
+        examples.append(Example(str(n), True, rows, np.arange(6) == right))
+    model = fit_span(examples)
+    assert model.weights[SPAN_FEATURES.index("type_fit")] == max(model.weights)
+    assert all(int(np.argmax(model.scores(e.features))) == int(np.argmax(e.correct))
+               for e in examples)
+
+
+def test_threshold_keeps_nine_tenths_of_the_right_answers():
+    confidence = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.3, 0.2])
+    right = np.array([True] * 10 + [False, False])
+    answerable = np.array([True] * 10 + [False, False])
+    # 9 of the 10 right answers have confidence >= 0.1; the highest such threshold is 0.1
+    assert choose_threshold(confidence, right, answerable) == pytest.approx(0.1)
+
+
+def test_linear_model_round_trips():
+    model = LinearModel(("a", "b"), np.array([0.5, -1.0]), 0.25)
+    again = LinearModel.from_dict(model.to_dict())
+    assert again.scores([{"a": 2.0, "b": 1.0}])[0] == pytest.approx(0.25)
