@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from spacy.lang.en.stop_words import STOP_WORDS
 
-from qa.analysis import NUMERIC_LABELS, REPORTING_VERBS, Analysis
+from qa.analysis import NUMERIC_LABELS, REPORTING_VERBS, Analysis, load_pipeline
 
 WEIGHTS_FILE = Path(__file__).with_name("reader_weights.json")
 _WORD = re.compile(r"[\w']+")
@@ -115,6 +115,23 @@ def question_type(question: str) -> QuestionType:
     return QuestionType(labels, asks_speaker, _stem(focus.group(1)) if focus else None)
 
 
+_RELATIONS = {"nsubj": "subject", "nsubjpass": "subject", "csubj": "subject",
+              "dobj": "object", "attr": "object", "oprd": "object", "pobj": "pobj"}
+
+
+@lru_cache(maxsize=1024)
+def asked_role(question: str) -> tuple[str, str] | None:
+    """The verb the wh-word hangs from and its relation to it: ("elect", "subject") for "who
+    was elected mayor?", matched against the same roles found in the articles at index time."""
+    doc = load_pipeline()(question, disable=["ner"])  # the parse is all it needs: 3 ms
+    wh = next((t for t in doc if t.tag_ in ("WDT", "WP", "WP$", "WRB")), None)
+    if wh is None:
+        return None
+    token = wh.head if wh.dep_ == "det" else wh  # "which company owns": the company's role
+    relation = _RELATIONS.get(token.dep_)
+    return (_stem(token.head.lower_), relation) if relation else None
+
+
 def content_words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in STOP_WORDS]
 
@@ -128,7 +145,7 @@ SPAN_FEATURES = (
     "window_hits", "digits", "type_fit", "mismatch", "typed_phrase", "untyped",
     "untyped_entity", "noun_phrase", "numeric", "quote", "said", "echo", "passage_prior",
     "bm25_share", "support", "words", "capitalised", "coverage", "names_found", "focus",
-    "verb_asked", "subject", "subject_of_asked",
+    "verb_asked", "subject", "subject_of_asked", "same_relation", "role_match",
 )
 CONFIDENCE_FEATURES = ("top_score", "margin", "top_probability", "best_fit", "bm25_signal",
                        "type_fit", "overlap", "coverage", "names_found")
@@ -185,6 +202,7 @@ def default_weights() -> ReaderWeights:
 def candidates(question: str, query: np.ndarray, evidence: Sequence[Evidence]) -> list[Candidate]:
     """Every typed span of the evidence that could answer, with the features that judge it."""
     kind = question_type(question)
+    role = asked_role(question)
     asked_stems = {_stem(w) for w in content_words(question)}
     question_words = set(_WORD.findall(question.lower()))
     best_bm25 = max((e.bm25 for e in evidence), default=0.0)
@@ -259,6 +277,10 @@ def candidates(question: str, query: np.ndarray, evidence: Sequence[Evidence]) -
                     "subject": float(relation in ("nsubj", "nsubjpass")),
                     "subject_of_asked": float(relation in ("nsubj", "nsubjpass")
                                               and bool(verb) and _stem(verb) in asked_stems),
+                    "same_relation": float(role is not None
+                                           and _RELATIONS.get(relation) == role[1]),
+                    "role_match": float(role is not None and _RELATIONS.get(relation) == role[1]
+                                        and _stem(verb) == role[0]),
                     "passage_prior": 1.0 / (1 + index),
                     "bm25_share": item.bm25 / best_bm25 if best_bm25 > 0 else 0.0,
                     "support": 0.0,

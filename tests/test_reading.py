@@ -13,6 +13,7 @@ from qa.reading import (
     LinearModel,
     ReaderWeights,
     _trim,
+    asked_role,
     candidates,
     question_type,
     read,
@@ -48,6 +49,16 @@ def test_question_type_from_the_wh_phrase(question, label, speaker):
     kind = question_type(question)
     assert max(kind.labels, key=kind.labels.get) == label
     assert kind.asks_speaker is speaker
+
+
+@pytest.mark.parametrize("question, role", [
+    ("Who was elected chair of the board?", ("elect", "subject")),
+    ("What did the storm destroy?", ("destr", "object")),
+    ("Which company owns the network?", ("owns", "subject")),
+    ("When did the river rise?", None),
+])
+def test_asked_role_is_the_wh_words_relation_to_its_verb(question, role):
+    assert asked_role(question) == role
 
 
 def test_which_noun_questions_name_their_focus():
