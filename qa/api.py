@@ -173,8 +173,9 @@ class ArticleQA:
         self.retrieval = retrieval
         self.reranker = Reranker(reranker) if isinstance(reranker, str) else reranker
         self.qa_model = ExtractiveReader(qa_model) if isinstance(qa_model, str) else qa_model
-        self.threshold = threshold if threshold is not None or not self.qa_model \
-            else EXTRACTIVE_THRESHOLD
+        if threshold is None and self.qa_model:
+            threshold = EXTRACTIVE_THRESHOLD  # the built-in reader brings its own (None)
+        self.threshold = threshold
         if self.folder.exists() and not self.folder.is_dir():
             raise IndexMismatch(f"{self.folder} is a file, not an index folder")
         existing = Manifest.read(self.folder)

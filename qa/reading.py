@@ -161,6 +161,11 @@ class Candidate:
     features: dict[str, float]
 
 
+def feature_matrix(rows: Sequence[dict[str, float]], names: Sequence[str]) -> np.ndarray:
+    """One row per candidate, one column per named feature (the models' and the fit's input)."""
+    return np.array([[row[n] for n in names] for row in rows], dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class LinearModel:
     features: tuple[str, ...]
@@ -168,8 +173,7 @@ class LinearModel:
     intercept: float
 
     def scores(self, rows: Sequence[dict[str, float]]) -> np.ndarray:
-        matrix = np.array([[row[f] for f in self.features] for row in rows], dtype=np.float64)
-        return matrix @ self.weights + self.intercept
+        return feature_matrix(rows, self.features) @ self.weights + self.intercept
 
     def to_dict(self) -> dict:
         return {"features": list(self.features), "weights": [round(float(w), 6)

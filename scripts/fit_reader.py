@@ -32,6 +32,7 @@ from qa.reading import (
     LinearModel,
     candidates,
     confidence_signals,
+    feature_matrix,
 )
 
 L2 = 0.1  # ridge penalty per weight: a few hundred questions must not be memorised
@@ -70,13 +71,9 @@ def collect(train: Path, exclude: list[Path], cache: Path) -> list[Example]:
     return examples
 
 
-def _matrix(rows: list[dict[str, float]], names: tuple[str, ...]) -> np.ndarray:
-    return np.array([[row[n] for n in names] for row in rows], dtype=np.float64)
-
-
 def fit_span(examples: list[Example]) -> LinearModel:
     """Softmax over each question's candidates, maximising the probability of the right ones."""
-    groups = [(_matrix(e.features, SPAN_FEATURES), e.correct.astype(bool))
+    groups = [(feature_matrix(e.features, SPAN_FEATURES), e.correct.astype(bool))
               for e in examples if e.correct.any()]
 
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
@@ -101,7 +98,7 @@ def _signals(examples: list[Example], span: LinearModel) -> tuple[np.ndarray, np
         scores = span.scores(e.features)
         rows.append(confidence_signals(e.features, scores))
         right.append(bool(e.correct[int(np.argmax(scores))]))
-    return _matrix(rows, CONFIDENCE_FEATURES), np.array(right)
+    return feature_matrix(rows, CONFIDENCE_FEATURES), np.array(right)
 
 
 def fit_confidence(examples: list[Example], span: LinearModel) -> LinearModel:
