@@ -205,6 +205,8 @@ class ArticleQA:
             self.folder.mkdir(parents=True, exist_ok=True)
             self.manifest.write(self.folder)
         self.store = Store(self.folder / STORE_FILE)
+        if existing and existing.schema_version != self.manifest.schema_version:
+            self.manifest.write(self.folder)  # the store upgraded itself in place
         self._load_vectors()
 
     # --- the vector cache -------------------------------------------------------------

@@ -11,7 +11,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from qa.store import SCHEMA_VERSION
+from qa.store import SCHEMA_VERSION, UPGRADABLE
 
 MANIFEST_FILE = "manifest.json"
 TITLE_AND_TEXT = "title + text"
@@ -54,7 +54,7 @@ class Manifest:
         """Refuse to open with anything but what built the index, saying what to do instead."""
         rebuild = (f"build a new index in another folder (--index NEWDIR) or delete {folder} "
                    "and index the articles again")
-        if self.schema_version != wanted.schema_version:
+        if self.schema_version != wanted.schema_version and self.schema_version not in UPGRADABLE:
             raise IndexMismatch(
                 f"{folder} has index schema v{self.schema_version}; this ArticleQA reads "
                 f"v{wanted.schema_version}. {rebuild[0].upper() + rebuild[1:]}."

@@ -3,8 +3,8 @@
 Every ingest batch is one transaction, so a killed ingest leaves whole articles or none.
 Chunk vectors live here too (as float32 blobs); the FAISS file is a cache of them that is
 rebuilt or patched from this table whenever it lags behind (see ``qa.api``). Chunk ids are
-AUTOINCREMENT row ids, never reused, and are also the FAISS ids. An FTS5 table mirrors the
-chunk text for BM25.
+AUTOINCREMENT row ids, never reused, and are also the FAISS ids. An FTS5 table holds each
+chunk's text with its article's title for BM25 (a title's words are evidence for every chunk).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from qa.analysis import Analysis
 from qa.articles import Article
 from qa.chunking import Chunk
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+UPGRADABLE = (2,)  # v2 indexed chunk text alone for BM25; opening it adds the titles in place
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -55,15 +56,31 @@ CREATE TABLE IF NOT EXISTS analyses (
     spans TEXT NOT NULL,
     sentence_vectors BLOB NOT NULL
 );
+"""
+
+_FULL_TEXT = """
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    text, content='chunks', content_rowid='id', tokenize='porter unicode61'
+    title, text, tokenize='porter unicode61'
 );
 CREATE TRIGGER IF NOT EXISTS chunks_fts_insert AFTER INSERT ON chunks BEGIN
-    INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+    INSERT INTO chunks_fts(rowid, title, text) VALUES
+        (new.id, (SELECT title FROM articles WHERE id = new.article_id), new.text);
 END;
 CREATE TRIGGER IF NOT EXISTS chunks_fts_delete AFTER DELETE ON chunks BEGIN
-    INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    DELETE FROM chunks_fts WHERE rowid = old.id;
 END;
+"""
+
+_UPGRADE_FROM_V2 = f"""
+BEGIN IMMEDIATE;
+DROP TRIGGER chunks_fts_insert;
+DROP TRIGGER chunks_fts_delete;
+DROP TABLE chunks_fts;
+{_FULL_TEXT}
+INSERT INTO chunks_fts(rowid, title, text)
+    SELECT c.id, a.title, c.text FROM chunks c JOIN articles a ON a.id = c.article_id;
+UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version';
+COMMIT;
 """
 
 
@@ -113,6 +130,18 @@ class Store:
             "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('generation', '0')",
             (str(SCHEMA_VERSION),),
         )
+        if self.schema_version in UPGRADABLE:
+            self._upgrade()
+        self.db.executescript(_FULL_TEXT)
+
+    def _upgrade(self) -> None:
+        """Re-index the full text with titles in one transaction; vectors are untouched."""
+        try:
+            self.db.executescript(_UPGRADE_FROM_V2)
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self.db.close()

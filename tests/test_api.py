@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -146,6 +148,57 @@ def test_other_schema_is_refused_with_advice(tmp_path, encoder):
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
     with pytest.raises(IndexMismatch, match="schema v0.*Build a new index"):
         ArticleQA(folder, encoder=encoder)
+
+
+def _bm25_titles(kb: ArticleQA, words: str) -> set[str]:
+    return {p.title for p in kb.search(words, 5, mode="bm25")[0]}
+
+
+def _ferry_story(folder: Path, title: str = "Skarholm ferry cancelled") -> Path:
+    story = folder / "ferry.jsonl"
+    story.write_text(json.dumps(
+        {"title": title, "text": "The night crossing was called off because of the storm."}))
+    return story
+
+
+def test_bm25_matches_title_words_and_follows_replacement_and_removal(kb, tmp_path):
+    story = _ferry_story(tmp_path)
+    kb.add(story, progress=False)
+    assert _bm25_titles(kb, "Skarholm") == {"Skarholm ferry cancelled"}
+    kb.add(_ferry_story(tmp_path, "Night crossing called off"), progress=False)
+    assert _bm25_titles(kb, "Skarholm") == set()
+    assert _bm25_titles(kb, "crossing") == {"Night crossing called off"}
+    kb.remove(kb.store.articles()[0].id)
+    assert _bm25_titles(kb, "crossing") == set()
+
+
+def test_schema_v2_index_is_upgraded_in_place_without_re_embedding(tmp_path, encoder):
+    folder = tmp_path / "index"
+    kb = ArticleQA(folder, encoder=encoder)
+    kb.add(_ferry_story(tmp_path), progress=False)
+    ids = _vector_ids(kb)
+    kb.close()
+    db = sqlite3.connect(folder / "articles.sqlite3")
+    db.executescript("""
+        DROP TRIGGER chunks_fts_insert; DROP TRIGGER chunks_fts_delete; DROP TABLE chunks_fts;
+        CREATE VIRTUAL TABLE chunks_fts USING fts5(
+            text, content='chunks', content_rowid='id', tokenize='porter unicode61');
+        INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild');
+        CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN
+            INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text); END;
+        CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN
+            INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        END;
+        UPDATE meta SET value = '2' WHERE key = 'schema_version';""")
+    db.close()
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    (folder / MANIFEST_FILE).write_text(json.dumps({**manifest, "schema_version": 2}))
+    kb = ArticleQA(folder, encoder=encoder)
+    assert kb.store.schema_version == 3 and kb.manifest.schema_version == 3
+    assert json.loads((folder / MANIFEST_FILE).read_text())["schema_version"] == 3
+    assert _vector_ids(kb) == ids
+    assert _bm25_titles(kb, "Skarholm") == {"Skarholm ferry cancelled"}
+    kb.close()
 
 
 def test_a_folder_that_is_not_an_index_is_refused(tmp_path, encoder):
