@@ -71,6 +71,8 @@ _FOCUS = re.compile(r"\b(?:what|which)\s+(?!is\b|was\b|are\b|were\b|do\b|does\b|
                     r"has\b|had\b|have\b|can\b|could\b|would\b|will\b)([a-z]+)")
 _PHRASES = ("NP", "QUOTE")  # candidate labels that are not entity types
 _EDGE = " \"'“”‘’,.;:()"
+_FUNCTION_WORDS = {"a", "an", "the", "of", "in", "on", "at", "by", "for", "with", "from", "to",
+                   "into", "and", "or", "but", "as", "than", "that", "which", "who", "whose"}
 _ANY_TYPE = {"NP": 0.5, **{label: 0.2 for label in NUMERIC_LABELS}}  # for "what ..." questions
 
 
@@ -241,7 +243,7 @@ def candidates(question: str, query: np.ndarray, evidence: Sequence[Evidence]) -
             if kind.asks_speaker and speaker:  # "he added": the speaker was named earlier
                 spans.append((*speaker, "PERSON", "said", "nsubj"))
             for m_start, m_end, label, verb, relation in spans:
-                m_start, m_end = _trim(item.text, m_start, m_end, question_words)
+                m_start, m_end = _trim(item.text, m_start, m_end, label, question_words)
                 span = item.text[m_start:m_end]
                 span_words = set(_WORD.findall(span.lower())) - STOP_WORDS
                 if not span_words or span_words <= question_words:
@@ -325,15 +327,17 @@ def _full_names(found: dict[str, Candidate], support: dict[str, int]) -> dict[st
     return merged
 
 
-def _trim(text: str, start: int, end: int, question_words: set[str]) -> tuple[int, int]:
-    """The span without edge punctuation or the question's own words at either end:
-    "the AFP news agency" answers "which news agency?" as "the AFP"."""
-    asked = question_words - STOP_WORDS
+def _trim(text: str, start: int, end: int, label: str, question_words: set[str]
+          ) -> tuple[int, int]:
+    """The span without edge punctuation, dangling function words ("Church in", "design and"),
+    or, for a phrase, the question's own words at either end: "the AFP news agency" answers
+    "which news agency?" as "AFP". A name is kept whole ("David G. Booth" of "Booth School")."""
+    asked = (question_words - STOP_WORDS) if label in _PHRASES else set()
     words = list(_WORD.finditer(text, start, end))
     first, last = 0, len(words)
-    while first < last and words[first].group().lower() in asked:
+    while first < last and (words[first].group().lower() in asked | _FUNCTION_WORDS):
         first += 1
-    while last > first and words[last - 1].group().lower() in asked:
+    while last > first and (words[last - 1].group().lower() in asked | _FUNCTION_WORDS):
         last -= 1
     if first == last:
         return start, start

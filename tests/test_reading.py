@@ -66,13 +66,20 @@ def test_which_noun_questions_name_their_focus():
     assert question_type("What is the capital?").focus is None
 
 
-def test_trim_drops_the_questions_own_words_but_keeps_symbols():
-    text = "told the AFP news agency that 32.9% voted"
+def test_trim_drops_the_questions_own_words_and_dangling_words_but_keeps_names():
+    text = "told the AFP news agency that 32.9% voted for David G. Booth in Ostby"
     start = text.index("the AFP")
-    s, e = _trim(text, start, start + len("the AFP news agency"), {"which", "news", "agency"})
-    assert text[s:e] == "the AFP"
+    asked = {"which", "news", "agency", "booth", "ostby"}
+    s, e = _trim(text, start, start + len("the AFP news agency"), "NP", asked)
+    assert text[s:e] == "AFP"
     start = text.index("32.9%")
-    assert text[slice(*_trim(text, start - 1, start + 5, {"voted"}))] == "32.9%"
+    assert text[slice(*_trim(text, start - 1, start + 5, "PERCENT", {"voted"}))] == "32.9%"
+    start = text.index("David")
+    assert text[slice(*_trim(text, start, start + 14, "PERSON", asked))] == "David G. Booth"
+    start = text.index("Booth in")
+    assert text[slice(*_trim(text, start, len(text), "NP", asked))] == ""
+    start = text.index("in Ostby")
+    assert text[slice(*_trim(text, start, len(text), "GPE", set()))] == "Ostby"
 
 
 def test_analysis_finds_phrases_speakers_and_he_added(evidence):
