@@ -67,12 +67,13 @@ _TYPE_RULES: list[tuple[re.Pattern, dict[str, float]]] = [
 ]
 
 
-_FOCUS = re.compile(r"\b(?:what|which)\s+(?!is\b|was\b|are\b|were\b|do\b|does\b|did\b|"
+_FOCUS = re.compile(r"\b(?:what|which)\s+(?:(?:type|kind|sort|form|class|category)s?\s+of\s+)?"
+                    r"(?!is\b|was\b|are\b|were\b|do\b|does\b|did\b|"
                     r"has\b|had\b|have\b|can\b|could\b|would\b|will\b)([a-z]+)")
 _PHRASES = ("NP", "QUOTE")  # candidate labels that are not entity types
 _EDGE = " \"'“”‘’,.;:()"
-_FUNCTION_WORDS = {"a", "an", "the", "of", "in", "on", "at", "by", "for", "with", "from", "to",
-                   "into", "and", "or", "but", "as", "than", "that", "which", "who", "whose"}
+_LINKING = {"of", "to", "and", "or", "but", "as", "than", "that", "which", "who", "whose"}
+_TRAILING = _LINKING | {"a", "an", "the", "in", "on", "at", "by", "for", "with", "from", "into"}
 _ANY_TYPE = {"NP": 0.5, **{label: 0.2 for label in NUMERIC_LABELS}}  # for "what ..." questions
 
 
@@ -295,7 +296,7 @@ def candidates(question: str, query: np.ndarray, evidence: Sequence[Evidence]) -
                     "coverage": coverage, "names_found": names_found,
                     "focus": float(kind.focus is not None and kind.focus in {
                         _stem(w) for w in _WORD.findall(
-                            item.text[m_start:m_end + 20].lower())}),
+                            item.text[max(0, m_start - 20):m_end + 20].lower())}),
                 }
                 known = found.get(key)
                 if known is None or _better(features, known.features):
@@ -329,15 +330,16 @@ def _full_names(found: dict[str, Candidate], support: dict[str, int]) -> dict[st
 
 def _trim(text: str, start: int, end: int, label: str, question_words: set[str]
           ) -> tuple[int, int]:
-    """The span without edge punctuation, dangling function words ("Church in", "design and"),
-    or, for a phrase, the question's own words at either end: "the AFP news agency" answers
-    "which news agency?" as "AFP". A name is kept whole ("David G. Booth" of "Booth School")."""
+    """The span without edge punctuation, dangling words ("Church in", "design and"; "at
+    least 15" stays whole) or, for a phrase, the question's own words at either end: "the AFP
+    news agency" answers "which news agency?" as "the AFP". A name is kept whole ("David G.
+    Booth" for a question about the "Booth School")."""
     asked = (question_words - STOP_WORDS) if label in _PHRASES else set()
     words = list(_WORD.finditer(text, start, end))
     first, last = 0, len(words)
-    while first < last and (words[first].group().lower() in asked | _FUNCTION_WORDS):
+    while first < last and (words[first].group().lower() in asked | _LINKING):
         first += 1
-    while last > first and (words[last - 1].group().lower() in asked | _FUNCTION_WORDS):
+    while last > first and (words[last - 1].group().lower() in asked | _TRAILING):
         last -= 1
     if first == last:
         return start, start

@@ -71,15 +71,17 @@ def test_trim_drops_the_questions_own_words_and_dangling_words_but_keeps_names()
     start = text.index("the AFP")
     asked = {"which", "news", "agency", "booth", "ostby"}
     s, e = _trim(text, start, start + len("the AFP news agency"), "NP", asked)
-    assert text[s:e] == "AFP"
+    assert text[s:e] == "the AFP"
     start = text.index("32.9%")
     assert text[slice(*_trim(text, start - 1, start + 5, "PERCENT", {"voted"}))] == "32.9%"
     start = text.index("David")
     assert text[slice(*_trim(text, start, start + 14, "PERSON", asked))] == "David G. Booth"
     start = text.index("Booth in")
     assert text[slice(*_trim(text, start, len(text), "NP", asked))] == ""
-    start = text.index("in Ostby")
-    assert text[slice(*_trim(text, start, len(text), "GPE", set()))] == "Ostby"
+    name, after = text.index("David"), text.index(" in Ostby")
+    assert text[slice(*_trim(text, name, after + 3, "NP", set()))] == "David G. Booth"
+    assert text[slice(*_trim(text, name - 4, after, "NP", set()))] == "for David G. Booth"
+    assert text[slice(*_trim(text, name - 4, after, "NP", {"for"}))] == "for David G. Booth"
 
 
 def test_analysis_finds_phrases_speakers_and_he_added(evidence):
