@@ -335,11 +335,12 @@ def _trim(text: str, start: int, end: int, label: str, question_words: set[str]
     news agency" answers "which news agency?" as "the AFP". A name is kept whole ("David G.
     Booth" for a question about the "Booth School")."""
     asked = (question_words - STOP_WORDS) if label in _PHRASES else set()
+    leading, trailing = asked | _LINKING, asked | _TRAILING
     words = list(_WORD.finditer(text, start, end))
     first, last = 0, len(words)
-    while first < last and (words[first].group().lower() in asked | _LINKING):
+    while first < last and words[first].group().lower() in leading:
         first += 1
-    while last > first and (words[last - 1].group().lower() in asked | _TRAILING):
+    while last > first and words[last - 1].group().lower() in trailing:
         last -= 1
     if first == last:
         return start, start
