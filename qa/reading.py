@@ -21,6 +21,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,7 @@ _FOCUS = re.compile(r"\b(?:what|which)\s+(?:(?:type|kind|sort|form|class|categor
                     r"has\b|had\b|have\b|can\b|could\b|would\b|will\b)([a-z]+)")
 _PHRASES = ("NP", "QUOTE")  # candidate labels that are not entity types
 _EDGE = " \"'“”‘’,.;:()"
+_JOINED = re.compile(r",? (?:and|or) (?:the )?")
 _LINKING = {"of", "to", "and", "or", "but", "as", "than", "that", "which", "who", "whose"}
 _TRAILING = _LINKING | {"a", "an", "the", "in", "on", "at", "by", "for", "with", "from", "into"}
 _ANY_TYPE = {"NP": 0.5, **{label: 0.2 for label in NUMERIC_LABELS}}  # for "what ..." questions
@@ -241,6 +243,7 @@ def candidates(question: str, query: np.ndarray, evidence: Sequence[Evidence]) -
             overlap = len(near) / max(1, len(asked_stems))
             speaker = item.analysis.speakers.get(number)
             spans = [m for m in mentions if s_start <= m[0] and m[1] <= s_end]
+            spans += _coordinated(item.text, spans)
             if kind.asks_speaker and speaker:  # "he added": the speaker was named earlier
                 spans.append((*speaker, "PERSON", "said", "nsubj"))
             for m_start, m_end, label, verb, relation in spans:
@@ -308,6 +311,14 @@ def candidates(question: str, query: np.ndarray, evidence: Sequence[Evidence]) -
         candidate.features["bm25_signal"] = best_bm25 / (
             best_bm25 + 8.0 * max(1, len(asked_stems)) ** 0.5)
     return list(found.values())
+
+
+def _coordinated(text: str, spans: Sequence[tuple]) -> list[tuple]:
+    """Two entities of one kind joined by "and" / "or" as one answer: "Switzerland and the
+    Netherlands" (the first one's role in the sentence)."""
+    entities = sorted(m for m in spans if m[2] not in _PHRASES)
+    return [(a[0], b[1], a[2], *a[3:]) for a, b in pairwise(entities)
+            if a[2] == b[2] and _JOINED.fullmatch(text[a[1]:b[0]])]
 
 
 def _full_names(found: dict[str, Candidate], support: dict[str, int]) -> dict[str, Candidate]:

@@ -12,6 +12,7 @@ from qa.reading import (
     Evidence,
     LinearModel,
     ReaderWeights,
+    _coordinated,
     _trim,
     asked_role,
     candidates,
@@ -82,6 +83,18 @@ def test_trim_drops_the_questions_own_words_and_dangling_words_but_keeps_names()
     assert text[slice(*_trim(text, name, after + 3, "NP", set()))] == "David G. Booth"
     assert text[slice(*_trim(text, name - 4, after, "NP", set()))] == "for David G. Booth"
     assert text[slice(*_trim(text, name - 4, after, "NP", {"for"}))] == "for David G. Booth"
+
+
+def test_entities_of_one_kind_joined_by_and_make_one_answer():
+    text = "Refugees went to Switzerland and the Netherlands, then to Lund or Oslo with Ann."
+    def mention(words, label):
+        start = text.index(words)
+        return (start, start + len(words), label, "go", "pobj")
+    spans = [mention("Switzerland", "GPE"), mention("Netherlands", "GPE"),
+             mention("Lund", "GPE"), mention("Oslo", "GPE"), mention("Ann", "PERSON"),
+             mention("Refugees", "NP")]
+    joined = [text[s:e] for s, e, *_ in _coordinated(text, spans)]
+    assert joined == ["Switzerland and the Netherlands", "Lund or Oslo"]
 
 
 def test_analysis_finds_phrases_speakers_and_he_added(evidence):
