@@ -317,7 +317,7 @@ def _coordinated(text: str, spans: Sequence[tuple]) -> list[tuple]:
     """Two entities of one kind joined by "and" / "or" as one answer: "Switzerland and the
     Netherlands" (the first one's role in the sentence)."""
     entities = sorted(m for m in spans if m[2] not in _PHRASES)
-    return [(a[0], b[1], a[2], *a[3:]) for a, b in pairwise(entities)
+    return [(a[0], b[1], *a[2:]) for a, b in pairwise(entities)
             if a[2] == b[2] and _JOINED.fullmatch(text[a[1]:b[0]])]
 
 
