@@ -104,13 +104,33 @@ def _expanded(chunk, first) -> list[tuple[int, int]]:
     return [(first.idx, end)] if end > chunk.end_char else []
 
 
+def _bare_names(doc, seen: set[tuple[int, int]]) -> Iterator[tuple[int, int, object]]:
+    """Runs of proper nouns that neither an entity nor a noun phrase covers (the small
+    pipeline's parser and NER both miss some names), with the run's last token as its root."""
+    covered = {i for e in doc.ents for i in range(e.start, e.end)}
+    covered |= {i for c in doc.noun_chunks for i in range(c.start, c.end)}
+    run: list = []
+    for token in [*doc, None]:
+        if token is not None and token.pos_ == "PROPN" and token.i not in covered:
+            run.append(token)
+            continue
+        if run:
+            span = (run[0].idx, run[-1].idx + len(run[-1]))
+            if span not in seen:
+                yield (*span, run[-1])
+            run = []
+
+
 def _role(token) -> tuple[str, str]:
     """The verb a mention hangs from and how: ("elected", "nsubjpass") for "Arneberg was
     elected", so that "who was elected?" can prefer her over the man she unseated."""
     head = token.head
     while head.pos_ not in ("VERB", "AUX") and head.head.i != head.i:
         head = head.head
-    return (head.lower_, token.dep_) if head.pos_ in ("VERB", "AUX") else ("", token.dep_)
+    relation = token.dep_
+    if relation == "pobj" and token.head.dep_ == "agent":  # "backed by Iran": Iran backs
+        relation = "agent"
+    return (head.lower_, relation) if head.pos_ in ("VERB", "AUX") else ("", relation)
 
 
 def analyse(texts: Iterable[str], batch_size: int = 32) -> Iterator[Analysis]:
@@ -144,6 +164,10 @@ def analyse(texts: Iterable[str], batch_size: int = 32) -> Iterator[Analysis]:
                     result.mentions.append((*span, "NP"))
                     result.roles.append(_role(chunk.root))
                     seen.add(span)
+        for start, end, root in _bare_names(doc, seen):  # "calling ISIL one of ...": no entity
+            result.mentions.append((start, end, "NP"))
+            result.roles.append(_role(root))
+            seen.add((start, end))
         for quote in _QUOTED.finditer(doc.text):  # 'known as the "Awakening"'
             span = (quote.start(1), quote.end(1))
             if span not in seen and len(quote.group(1).split()) <= 6:

@@ -120,7 +120,7 @@ def question_type(question: str) -> QuestionType:
     return QuestionType(labels, asks_speaker, _stem(focus.group(1)) if focus else None)
 
 
-_RELATIONS = {"nsubj": "subject", "nsubjpass": "subject", "csubj": "subject",
+_RELATIONS = {"nsubj": "subject", "nsubjpass": "subject", "csubj": "subject", "agent": "subject",
               "dobj": "object", "attr": "object", "oprd": "object", "pobj": "pobj"}
 
 
@@ -342,16 +342,20 @@ def _full_names(found: dict[str, Candidate], support: dict[str, int]) -> dict[st
 def _trim(text: str, start: int, end: int, label: str, question_words: set[str]
           ) -> tuple[int, int]:
     """The span without edge punctuation, dangling words ("Church in", "design and"; "at
-    least 15" stays whole) or, for a phrase, the question's own words at either end: "the AFP
-    news agency" answers "which news agency?" as "the AFP". A name is kept whole ("David G.
-    Booth" for a question about the "Booth School")."""
-    asked = (question_words - STOP_WORDS) if label in _PHRASES else set()
-    leading, trailing = asked | _LINKING, asked | _TRAILING
+    least 15" stays whole) or the question's own words at either end: "AFP news agency"
+    answers "which news agency?" as "AFP". A name's capitalised words stay ("David G. Booth"
+    for a question about the "Booth School")."""
+    asked = question_words - STOP_WORDS
     words = list(_WORD.finditer(text, start, end))
+
+    def dangling(word: str, edge: set[str]) -> bool:  # a name's own words stay: "Booth"
+        lowered = word.lower()
+        return lowered in edge or lowered in asked and (label in _PHRASES or word == lowered)
+
     first, last = 0, len(words)
-    while first < last and words[first].group().lower() in leading:
+    while first < last and dangling(words[first].group(), _LINKING):
         first += 1
-    while last > first and words[last - 1].group().lower() in trailing:
+    while last > first and dangling(words[last - 1].group(), _TRAILING):
         last -= 1
     if first == last:
         return start, start

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from spacy.tokens import Doc
 
-from qa.analysis import analyse
+from qa.analysis import _bare_names, analyse, load_pipeline
 from qa.reading import (
     CONFIDENCE_FEATURES,
     SPAN_FEATURES,
@@ -73,6 +74,8 @@ def test_trim_drops_the_questions_own_words_and_dangling_words_but_keeps_names()
     asked = {"which", "news", "agency", "booth", "ostby"}
     s, e = _trim(text, start, start + len("the AFP news agency"), "NP", asked)
     assert text[s:e] == "the AFP"
+    s, e = _trim(text, start + 4, start + len("the AFP news agency"), "ORG", asked)
+    assert text[s:e] == "AFP"  # an entity's lowercase edge words are the question's too
     start = text.index("32.9%")
     assert text[slice(*_trim(text, start - 1, start + 5, "PERCENT", {"voted"}))] == "32.9%"
     start = text.index("David")
@@ -110,6 +113,26 @@ def test_analysis_finds_phrases_speakers_and_he_added(evidence):
                                                           strict=True)}
     assert roles["Marta Lindqvist"] == ("elected", "nsubjpass")
     assert roles["Olaf Berg"] == ("unseating", "dobj")
+
+
+def test_analysis_marks_the_agent_of_a_passive_verb():
+    text = "The dam plan was backed by Norrbridge and opposed by the Wend Water Authority."
+    analysis = next(analyse([text]))
+    roles = {text[s:e]: role for (s, e, _), role in zip(analysis.mentions, analysis.roles,
+                                                         strict=True)}
+    assert roles["Norrbridge"] == ("backed", "agent")  # "which town backed it?": its subject
+
+
+def test_proper_nouns_outside_entities_and_phrases_are_candidates():
+    # The parse the small pipeline gives 'calling NWA one of the worst' in some sentences:
+    # the name hangs off "one" as a compound, so neither NER nor the noun chunks hold it.
+    words = ["Crews", "kept", "calling", "NWA", "one", "of", "the", "worst"]
+    doc = Doc(load_pipeline().vocab, words=words,
+              pos=["NOUN", "VERB", "VERB", "PROPN", "NUM", "ADP", "DET", "ADJ"],
+              deps=["nsubj", "ROOT", "xcomp", "compound", "dobj", "prep", "det", "pobj"],
+              heads=[1, 1, 1, 4, 2, 4, 7, 5])
+    names = [(doc.text[s:e], root.text) for s, e, root in _bare_names(doc, set())]
+    assert names == [("NWA", "NWA")]
 
 
 @pytest.mark.parametrize("question, answer", [
