@@ -25,12 +25,14 @@ from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
+from spacy.lang.en.lex_attrs import like_num
 from spacy.lang.en.stop_words import STOP_WORDS
 
 from qa.analysis import NUMERIC_LABELS, REPORTING_VERBS, Analysis, load_pipeline
 
 WEIGHTS_FILE = Path(__file__).with_name("reader_weights.json")
 _WORD = re.compile(r"[\w']+")
+_STOP = frozenset(w for w in STOP_WORDS if not like_num(w))  # "four" is an answer, not a stop
 PERSON = {"PERSON": 1.0, "ORG": 0.35, "NORP": 0.3, "GPE": 0.1}
 _TYPE_RULES: list[tuple[re.Pattern, dict[str, float]]] = [
     (re.compile(r"\bhow (many|much) (percent|per cent)|\b(what|which)( \w+){0,3} (percentage|"
@@ -68,11 +70,12 @@ _TYPE_RULES: list[tuple[re.Pattern, dict[str, float]]] = [
 ]
 
 
-_FOCUS = re.compile(r"\b(?:what|which)\s+(?:(?:type|kind|sort|form|class|category)s?\s+of\s+)?"
-                    r"(?!is\b|was\b|are\b|were\b|do\b|does\b|did\b|"
+_FOCUS = re.compile(r"\b(?:(?:what|which)\s+(?:(?:type|kind|sort|form|class|category)s?\s+of\s+)?"
+                    r"|how many\s+)(?!is\b|was\b|are\b|were\b|do\b|does\b|did\b|"
                     r"has\b|had\b|have\b|can\b|could\b|would\b|will\b)([a-z]+)")
 _PHRASES = ("NP", "QUOTE")  # candidate labels that are not entity types
 _EDGE = " \"'“”‘’,.;:()"
+_YEAR = re.compile(r"\b1\d{3}\b|\b20\d{2}\b")
 _JOINED = re.compile(r",? (?:and|or) (?:the )?")
 _LINKING = {"of", "to", "and", "or", "but", "as", "than", "that", "which", "who", "whose"}
 _TRAILING = _LINKING | {"a", "an", "the", "in", "on", "at", "by", "for", "with", "from", "into"}
@@ -138,7 +141,7 @@ def asked_role(question: str) -> tuple[str, str] | None:
 
 
 def content_words(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower()) if w not in STOP_WORDS]
+    return [w for w in _WORD.findall(text.lower()) if w not in _STOP]
 
 
 def _stem(word: str) -> str:
@@ -150,7 +153,7 @@ SPAN_FEATURES = (
     "window_hits", "digits", "type_fit", "mismatch", "typed_phrase", "untyped",
     "untyped_entity", "noun_phrase", "numeric", "quote", "said", "echo", "passage_prior",
     "bm25_share", "support", "words", "capitalised", "coverage", "names_found", "focus",
-    "verb_asked", "subject", "subject_of_asked", "same_relation", "role_match",
+    "verb_asked", "subject", "subject_of_asked", "same_relation", "role_match", "has_focus",
 )
 CONFIDENCE_FEATURES = ("top_score", "margin", "top_probability", "best_fit", "bm25_signal",
                        "type_fit", "overlap", "coverage", "names_found")
@@ -214,6 +217,7 @@ def candidates(question: str, query: np.ndarray, evidence: Sequence[Evidence]) -
     role = asked_role(question)
     asked_stems = {_stem(w) for w in content_words(question)}
     question_words = set(_WORD.findall(question.lower()))
+    focus_words = {w for w in question_words if _stem(w) == kind.focus}
     best_bm25 = max((e.bm25 for e in evidence), default=0.0)
     fits = [e.sentence_vectors @ query if len(e.sentence_vectors) else np.zeros(0)
             for e in evidence]
@@ -222,7 +226,7 @@ def candidates(question: str, query: np.ndarray, evidence: Sequence[Evidence]) -
     best_fit = max((float(fits[i][n]) for i, numbers in enumerate(inside) for n in numbers),
                    default=0.0)
     names = {_stem(w.lower()) for w in _WORD.findall(question)[1:]  # proper names asked about
-             if w[:1].isupper() and w.lower() not in STOP_WORDS}
+             if w[:1].isupper() and w.lower() not in _STOP}
     found: dict[str, Candidate] = {}
     support: dict[str, int] = {}
     for index, item in enumerate(evidence):
@@ -244,15 +248,18 @@ def candidates(question: str, query: np.ndarray, evidence: Sequence[Evidence]) -
             speaker = item.analysis.speakers.get(number)
             spans = [m for m in mentions if s_start <= m[0] and m[1] <= s_end]
             spans += _coordinated(item.text, spans)
+            if kind.focus == "year":
+                spans += _years(item.text, spans)
             if kind.asks_speaker and speaker:  # "he added": the speaker was named earlier
                 spans.append((*speaker, "PERSON", "said", "nsubj"))
-            for m_start, m_end, label, verb, relation in spans:
-                m_start, m_end = _trim(item.text, m_start, m_end, label, question_words)
+            for m_start, m_end, label, verb, relation in (
+                    (*bounds, *span[2:]) for span in spans
+                    for bounds in _bounds(item.text, span, question_words, focus_words)):
                 span = item.text[m_start:m_end]
-                span_words = set(_WORD.findall(span.lower())) - STOP_WORDS
+                span_words = set(_WORD.findall(span.lower())) - _STOP
                 if not span_words or span_words <= question_words:
                     continue
-                echo = len(span_words & question_words) / len(span_words)
+                echo = len(span_words & question_words - focus_words) / len(span_words)
                 if echo >= 0.5:  # mostly the question's own words: what it asks about
                     continue
                 key = " ".join(_WORD.findall(span.lower()))
@@ -297,6 +304,7 @@ def candidates(question: str, query: np.ndarray, evidence: Sequence[Evidence]) -
                     "words": np.log1p(len(span_words)),
                     "capitalised": float(span[:1].isupper()),
                     "coverage": coverage, "names_found": names_found,
+                    "has_focus": float(bool(span_words & focus_words)),
                     "focus": float(kind.focus is not None and kind.focus in {
                         _stem(w) for w in _WORD.findall(
                             item.text[max(0, m_start - 20):m_end + 20].lower())}),
@@ -313,12 +321,30 @@ def candidates(question: str, query: np.ndarray, evidence: Sequence[Evidence]) -
     return list(found.values())
 
 
+def _bounds(text: str, span: tuple, question_words: set[str], focus_words: set[str]
+            ) -> set[tuple[int, int]]:
+    """Where a candidate starts and ends: trimmed of the question's words and, when it ends in
+    the noun a "what type of plea?" question names, also with that noun ("blind plea"), which
+    answers such questions about as often as the bare modifier does."""
+    bounds = {_trim(text, *span[:3], question_words)}
+    last = list(_WORD.finditer(text, span[0], span[1]))[-1:]
+    if last and last[0].group().lower() in focus_words:
+        bounds.add(_trim(text, *span[:3], question_words - focus_words))
+    return bounds
+
+
 def _coordinated(text: str, spans: Sequence[tuple]) -> list[tuple]:
     """Two entities of one kind joined by "and" / "or" as one answer: "Switzerland and the
     Netherlands" (the first one's role in the sentence)."""
     entities = sorted(m for m in spans if m[2] not in _PHRASES)
     return [(a[0], b[1], *a[2:]) for a, b in pairwise(entities)
             if a[2] == b[2] and _JOINED.fullmatch(text[a[1]:b[0]])]
+
+
+def _years(text: str, spans: Sequence[tuple]) -> list[tuple]:
+    """The year alone out of a longer date ("7 January 1943" answers "what year?" as 1943)."""
+    return [(m.start(), m.end(), *span[2:]) for span in spans if span[2] == "DATE"
+            for m in _YEAR.finditer(text, span[0], span[1]) if (m.start(), m.end()) != span[:2]]
 
 
 def _full_names(found: dict[str, Candidate], support: dict[str, int]) -> dict[str, Candidate]:
@@ -345,7 +371,7 @@ def _trim(text: str, start: int, end: int, label: str, question_words: set[str]
     least 15" stays whole) or the question's own words at either end: "AFP news agency"
     answers "which news agency?" as "AFP". A name's capitalised words stay ("David G. Booth"
     for a question about the "Booth School")."""
-    asked = question_words - STOP_WORDS
+    asked = question_words - _STOP
     words = list(_WORD.finditer(text, start, end))
 
     def dangling(word: str, edge: set[str]) -> bool:  # a name's own words stay: "Booth"

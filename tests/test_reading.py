@@ -13,8 +13,10 @@ from qa.reading import (
     Evidence,
     LinearModel,
     ReaderWeights,
+    _bounds,
     _coordinated,
     _trim,
+    _years,
     asked_role,
     candidates,
     question_type,
@@ -65,6 +67,7 @@ def test_asked_role_is_the_wh_words_relation_to_its_verb(question, role):
 
 def test_which_noun_questions_name_their_focus():
     assert question_type("Which company owns the network?").focus == "compa"
+    assert question_type("How many boats were out?").focus == "boats"
     assert question_type("What is the capital?").focus is None
 
 
@@ -86,6 +89,25 @@ def test_trim_drops_the_questions_own_words_and_dangling_words_but_keeps_names()
     assert text[slice(*_trim(text, name, after + 3, "NP", set()))] == "David G. Booth"
     assert text[slice(*_trim(text, name - 4, after, "NP", set()))] == "for David G. Booth"
     assert text[slice(*_trim(text, name - 4, after, "NP", {"for"}))] == "for David G. Booth"
+
+
+def test_a_year_question_also_gets_the_year_out_of_a_longer_date():
+    text = "The bridge opened on 7 January 1943 and closed in 1990."
+    start = text.index("7 January")
+    spans = [(start, start + len("7 January 1943"), "DATE", "opened", "pobj"),
+             (text.index("1990"), text.index("1990") + 4, "DATE", "closed", "pobj")]
+    assert [text[s:e] for s, e, *_ in _years(text, spans)] == ["1943"]
+
+
+def test_a_noun_the_question_names_is_kept_as_one_variant_of_the_span():
+    text = "Crews used a blind plea and the AFP news agency."
+    plea = (text.index("blind"), text.index(" and"), "NP")
+    asked = {"what", "type", "of", "plea", "did", "crews", "use"}
+    found = {text[s:e] for s, e in _bounds(text, plea, asked, {"plea"})}
+    assert found == {"blind", "blind plea"}
+    agency = (text.index("AFP"), len(text) - 1, "ORG")
+    asked = {"which", "news", "agency"}
+    assert {text[s:e] for s, e in _bounds(text, agency, asked, {"news"})} == {"AFP"}
 
 
 def test_entities_of_one_kind_joined_by_and_make_one_answer():
@@ -140,6 +162,7 @@ def test_proper_nouns_outside_entities_and_phrases_are_candidates():
     ("How many households were moved out of Eastmill?", "320"),
     ("Who said six boats were out all night?", "Lukas Brandvold"),
     ("Who was elected chair of the flood board?", "Marta Lindqvist"),
+    ("How many boats were out all night?", "Six"),  # a number word, not a stop word
 ])
 def test_read_finds_the_answer_with_exact_offsets(encoder, evidence, question, answer):
     reading = read(question, encoder.encode_query(question), evidence, threshold=0.0)
