@@ -76,7 +76,7 @@ _FOCUS = re.compile(r"\b(?:(?:what|which)\s+(?:(?:type|kind|sort|form|class|cate
 _PHRASES = ("NP", "QUOTE")  # candidate labels that are not entity types
 _EDGE = " \"'“”‘’,.;:()"
 _YEAR = re.compile(r"\b1\d{3}\b|\b20\d{2}\b")
-_JOINED = re.compile(r",? (?:and|or) (?:the )?")
+_LISTED = re.compile(r",? (and |or )(?:the )?|, (?:the )?")
 _LINKING = {"of", "to", "and", "or", "but", "as", "than", "that", "which", "who", "whose"}
 _TRAILING = _LINKING | {"a", "an", "the", "in", "on", "at", "by", "for", "with", "from", "into"}
 _ANY_TYPE = {"NP": 0.5, **{label: 0.2 for label in NUMERIC_LABELS}}  # for "what ..." questions
@@ -334,11 +334,20 @@ def _bounds(text: str, span: tuple, question_words: set[str], focus_words: set[s
 
 
 def _coordinated(text: str, spans: Sequence[tuple]) -> list[tuple]:
-    """Two entities of one kind joined by "and" / "or" as one answer: "Switzerland and the
-    Netherlands" (the first one's role in the sentence)."""
+    """Entities of one kind listed with commas and a last "and" / "or" as one answer:
+    "Switzerland and the Netherlands", "China, Japan and Korea" (the first one's role)."""
     entities = sorted(m for m in spans if m[2] not in _PHRASES)
-    return [(a[0], b[1], *a[2:]) for a, b in pairwise(entities)
-            if a[2] == b[2] and _JOINED.fullmatch(text[a[1]:b[0]])]
+    joined = []
+    for first in range(len(entities) - 1):
+        chain = entities[first:]
+        for a, b in pairwise(chain):
+            separator = _LISTED.fullmatch(text[a[1]:b[0]])
+            if a[2] != chain[0][2] or b[2] != a[2] or separator is None:
+                break
+            if separator.group(1):  # the list ends at its "and"
+                joined.append((chain[0][0], b[1], *chain[0][2:]))
+                break
+    return joined
 
 
 def _years(text: str, spans: Sequence[tuple]) -> list[tuple]:

@@ -120,6 +120,12 @@ def test_entities_of_one_kind_joined_by_and_make_one_answer():
              mention("Refugees", "NP")]
     joined = [text[s:e] for s, e, *_ in _coordinated(text, spans)]
     assert joined == ["Switzerland and the Netherlands", "Lund or Oslo"]
+    text = "Boats came from Ostby, Lund and Eastmill, and Ann, Kim and Cy met them."
+    spans = [mention(words, "GPE") for words in ("Ostby", "Lund", "Eastmill")]
+    spans += [mention(words, "PERSON") for words in ("Ann", "Kim", "Cy")]
+    joined = [text[s:e] for s, e, *_ in _coordinated(text, spans)]
+    assert joined == ["Ostby, Lund and Eastmill", "Lund and Eastmill", "Ann, Kim and Cy",
+                      "Kim and Cy"]  # "Eastmill, and Ann": two lists, not one
 
 
 def test_analysis_finds_phrases_speakers_and_he_added(evidence):
