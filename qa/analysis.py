@@ -28,6 +28,7 @@ REPORTING_VERBS = frozenset("""
 _QUOTED = re.compile(r"[\"“']([^\"“”'\n]{2,60}?)[.,!?]?[\"”']")
 PRONOUNS = frozenset({"he", "she", "they", "it", "we", "i"})
 MAX_PHRASE_TOKENS = 10  # longer phrases are clauses, not answers
+_NAME_JOINERS = frozenset({"of", "in", "and", "for", "on", "the", "de", "&"})
 NUMERIC_LABELS = frozenset({"CARDINAL", "QUANTITY", "MONEY", "PERCENT", "DATE", "TIME", "ORDINAL"})
 
 
@@ -104,6 +105,31 @@ def _expanded(chunk, first) -> list[tuple[int, int]]:
     return [(first.idx, end)] if end > chunk.end_char else []
 
 
+def _defined_names(doc) -> Iterator[tuple[int, int, str, object]]:
+    """A name defined by its acronym, "the Islamic State in Iraq and Levant (ISIL)": the
+    capitalised words that spell the acronym are one name (the pipeline often splits it),
+    and the acronym names the same thing; both take the name's entity label (ORG if none)."""
+    for paren in doc[1:-2]:
+        acronym = doc[paren.i + 1]
+        if paren.text != "(" or doc[paren.i + 2].text != ")" or not (
+                acronym.text.isupper() and 2 <= len(acronym.text) <= 8):
+            continue
+        capitals, i = [], paren.i - 1
+        while i >= 0 and len(capitals) < len(acronym.text):
+            if doc[i].text[:1].isupper():
+                capitals.append(doc[i])
+            elif doc[i].lower_ not in _NAME_JOINERS:
+                break
+            i -= 1
+        if "".join(t.text[0] for t in reversed(capitals)) != acronym.text:
+            continue
+        first, last = capitals[-1], doc[paren.i - 1]
+        label = next((e.label_ for e in doc.ents if e.start <= last.i < e.end
+                      and e.label_ not in ("GPE", "LOC", "NORP")), "ORG")
+        yield first.idx, last.idx + len(last), label, doc[first.i:last.i + 1].root
+        yield acronym.idx, acronym.idx + len(acronym), label, acronym
+
+
 def _bare_names(doc, seen: set[tuple[int, int]]) -> Iterator[tuple[int, int, object]]:
     """Runs of proper nouns that neither an entity nor a noun phrase covers (the small
     pipeline's parser and NER both miss some names), with the run's last token as its root."""
@@ -155,6 +181,11 @@ def analyse(texts: Iterable[str], batch_size: int = 32) -> Iterator[Analysis]:
             result.mentions.append((entity.start_char, entity.end_char, entity.label_))
             result.roles.append(_role(entity.root))
             seen.add((entity.start_char, entity.end_char))
+        for start, end, label, root in _defined_names(doc):
+            if (start, end) not in seen:
+                result.mentions.append((start, end, label))
+                result.roles.append(_role(root))
+                seen.add((start, end))
         for chunk in doc.noun_chunks:
             tokens = [t for t in chunk if not (t.is_stop and t.i == chunk.start) or t.like_num]
             if not tokens or all(t.is_stop or t.is_punct for t in tokens):

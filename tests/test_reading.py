@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from spacy.tokens import Doc
 
-from qa.analysis import _bare_names, analyse, load_pipeline
+from qa.analysis import _bare_names, _defined_names, analyse, load_pipeline
 from qa.reading import (
     CONFIDENCE_FEATURES,
     SPAN_FEATURES,
@@ -149,6 +149,14 @@ def test_analysis_marks_the_agent_of_a_passive_verb():
     roles = {text[s:e]: role for (s, e, _), role in zip(analysis.mentions, analysis.roles,
                                                          strict=True)}
     assert roles["Norrbridge"] == ("backed", "agent")  # "which town backed it?": its subject
+
+
+def test_a_name_defined_by_its_acronym_is_one_name_and_so_is_the_acronym():
+    text = "Ostby joined the Wend Valley Water Authority (WVWA) in May."
+    analysis = next(analyse([text]))
+    labels = {text[s:e]: label for s, e, label in analysis.mentions}
+    assert labels["Wend Valley Water Authority"] == labels["WVWA"] != "NP"
+    assert not list(_defined_names(load_pipeline()("Prices in Ostby (CPI) rose.")))
 
 
 def test_proper_nouns_outside_entities_and_phrases_are_candidates():
