@@ -75,6 +75,11 @@ _FOCUS = re.compile(r"\b(?:(?:what|which)\s+(?:(?:type|kind|sort|form|class|cate
                     r"has\b|had\b|have\b|can\b|could\b|would\b|will\b)([a-z]+)")
 _PHRASES = ("NP", "QUOTE")  # candidate labels that are not entity types
 _EDGE = " \"'“”‘’,.;:()"
+_CURRENCIES = {"euro", "euros", "dollar", "dollars", "pound", "pounds", "yen", "yuan", "francs",
+               "kronor", "kroner", "rupees", "pesos", "rubles", "roubles"}
+_UNITS = {"metres", "meters", "kilometres", "kilometers", "km", "miles", "feet", "tonnes", "tons",
+          "kilograms", "kg", "litres", "liters", "hectares", "acres", "degrees"}
+_UNIT = re.compile(r" (" + "|".join(sorted(_CURRENCIES | _UNITS)) + r")\b", re.IGNORECASE)
 _YEAR = re.compile(r"\b1\d{3}\b|\b20\d{2}\b")
 _LISTED = re.compile(r",? (and |or )(?:the )?|, (?:the )?")
 _LINKING = {"of", "to", "and", "or", "but", "as", "than", "that", "which", "who", "whose"}
@@ -218,6 +223,7 @@ def candidates(question: str, query: np.ndarray, evidence: Sequence[Evidence]) -
     asked_stems = {_stem(w) for w in content_words(question)}
     question_words = set(_WORD.findall(question.lower()))
     focus_words = {w for w in question_words if _stem(w) == kind.focus}
+    asked_acronyms = _acronyms(question)
     best_bm25 = max((e.bm25 for e in evidence), default=0.0)
     fits = [e.sentence_vectors @ query if len(e.sentence_vectors) else np.zeros(0)
             for e in evidence]
@@ -248,6 +254,7 @@ def candidates(question: str, query: np.ndarray, evidence: Sequence[Evidence]) -
             speaker = item.analysis.speakers.get(number)
             spans = [m for m in mentions if s_start <= m[0] and m[1] <= s_end]
             spans += _coordinated(item.text, spans)
+            spans += _with_units(item.text, spans)
             if kind.focus == "year":
                 spans += _years(item.text, spans)
             if kind.asks_speaker and speaker:  # "he added": the speaker was named earlier
@@ -257,7 +264,7 @@ def candidates(question: str, query: np.ndarray, evidence: Sequence[Evidence]) -
                     for bounds in _bounds(item.text, span, question_words, focus_words)):
                 span = item.text[m_start:m_end]
                 span_words = set(_WORD.findall(span.lower())) - _STOP
-                if not span_words or span_words <= question_words:
+                if not span_words or span_words <= question_words or span in asked_acronyms:
                     continue
                 echo = len(span_words & question_words - focus_words) / len(span_words)
                 if echo >= 0.5:  # mostly the question's own words: what it asks about
@@ -321,6 +328,16 @@ def candidates(question: str, query: np.ndarray, evidence: Sequence[Evidence]) -
     return list(found.values())
 
 
+def _acronyms(question: str) -> set[str]:
+    """What the names in the question abbreviate to: a question about the "Amalgamated Union
+    of Locomotive Staff" is not answered by "AULS"."""
+    found = set()
+    for name in re.finditer(r"[A-Z][\w'-]*(?:\s+(?:(?:of|and|for|the|in|on|de)\s+)*[A-Z][\w'-]*)+",
+                            question):
+        found.add("".join(w[0] for w in name.group().split() if w[0].isupper()))
+    return found
+
+
 def _bounds(text: str, span: tuple, question_words: set[str], focus_words: set[str]
             ) -> set[tuple[int, int]]:
     """Where a candidate starts and ends: trimmed of the question's words and, when it ends in
@@ -348,6 +365,18 @@ def _coordinated(text: str, spans: Sequence[tuple]) -> list[tuple]:
                 joined.append((chain[0][0], b[1], *chain[0][2:]))
                 break
     return joined
+
+
+def _with_units(text: str, spans: Sequence[tuple]) -> list[tuple]:
+    """A count with the currency or unit that follows it: "1.8 million euros" (the pipeline
+    often tags only "1.8 million"), as money or a quantity."""
+    found = []
+    for span in spans:
+        unit = _UNIT.match(text, span[1]) if span[2] == "CARDINAL" else None
+        if unit:
+            label = "MONEY" if unit.group(1).lower() in _CURRENCIES else "QUANTITY"
+            found.append((span[0], unit.end(), label, *span[3:]))
+    return found
 
 
 def _years(text: str, spans: Sequence[tuple]) -> list[tuple]:

@@ -13,9 +13,11 @@ from qa.reading import (
     Evidence,
     LinearModel,
     ReaderWeights,
+    _acronyms,
     _bounds,
     _coordinated,
     _trim,
+    _with_units,
     _years,
     asked_role,
     candidates,
@@ -97,6 +99,20 @@ def test_a_year_question_also_gets_the_year_out_of_a_longer_date():
     spans = [(start, start + len("7 January 1943"), "DATE", "opened", "pobj"),
              (text.index("1990"), text.index("1990") + 4, "DATE", "closed", "pobj")]
     assert [text[s:e] for s, e, *_ in _years(text, spans)] == ["1943"]
+
+
+def test_a_count_takes_its_currency_or_unit():
+    text = "The council released 1.8 million euros and 40 boats over 12 km."
+    spans = [(text.index(n), text.index(n) + len(n), "CARDINAL", "", "") for n in
+             ("1.8 million", "40", "12")]
+    assert [(text[s:e], label) for s, e, label, *_ in _with_units(text, spans)] == [
+        ("1.8 million euros", "MONEY"), ("12 km", "QUANTITY")]
+
+
+def test_the_acronym_of_a_name_in_the_question_is_not_an_answer():
+    question = "Who leads the Wend Valley Water Authority?"
+    assert "WVWA" in _acronyms(question)
+    assert _acronyms("Who won?") == set()
 
 
 def test_a_noun_the_question_names_is_kept_as_one_variant_of_the_span():
