@@ -29,6 +29,8 @@ _QUOTED = re.compile(r"[\"“']([^\"“”'\n]{2,60}?)[.,!?]?[\"”']")
 PRONOUNS = frozenset({"he", "she", "they", "it", "we", "i"})
 MAX_PHRASE_TOKENS = 10  # longer phrases are clauses, not answers
 _NAME_JOINERS = frozenset({"of", "in", "and", "for", "on", "the", "de", "&"})
+ANALYSIS_VERSION = 2  # bump whenever the candidates an article yields change: re-ingesting
+# an article analysed by an older version analyses it again, even if its text is unchanged
 NUMERIC_LABELS = frozenset({"CARDINAL", "QUANTITY", "MONEY", "PERCENT", "DATE", "TIME", "ORDINAL"})
 
 
@@ -48,6 +50,7 @@ class Analysis:
     def to_json(self) -> str:
         data = asdict(self)
         data["speakers"] = {str(k): v for k, v in self.speakers.items()}
+        data["version"] = ANALYSIS_VERSION
         return json.dumps(data, separators=(",", ":"))
 
     @classmethod

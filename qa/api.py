@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from embeddings import Encoder, VectorIndex
-from qa.analysis import Analysis, analyse
+from qa.analysis import ANALYSIS_VERSION, Analysis, analyse
 from qa.articles import MAX_BYTES, Article, Refused, iter_articles, source_id
 from qa.chunking import Chunk, ChunkSettings, chunk_text
 from qa.manifest import TEXT_ONLY, TITLE_AND_TEXT, IndexMismatch, Manifest
@@ -267,7 +267,8 @@ class ArticleQA:
 
     def add_articles(self, articles: Iterable[Article], progress: bool = True,
                      report: IngestReport | None = None) -> IngestReport:
-        """Store articles: unchanged ones are skipped, edited ones replace their old chunks.
+        """Store articles: unchanged ones are skipped, edited ones (or ones analysed by an
+        older version of the analysis) replace their old chunks.
 
         Each batch of about ``batch_chunks`` chunks is one transaction: a killed ingest keeps
         the batches before it and loses the one in flight, never part of an article.
@@ -275,9 +276,11 @@ class ArticleQA:
         report = report or IngestReport()
         latest = {article.id: article for article in articles}  # the last copy of a source wins
         known = self.store.content_hashes(list(latest))
+        stale = (self.store.stale_analyses(list(known), ANALYSIS_VERSION) if self.analysis
+                 else set())
         todo: list[tuple[Article, list[Chunk]]] = []
         for article in latest.values():
-            if known.get(article.id) == article.content_hash:
+            if known.get(article.id) == article.content_hash and article.id not in stale:
                 report.unchanged.append(article.source)
             elif chunks := self.chunk(article):
                 todo.append((article, chunks))

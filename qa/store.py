@@ -167,6 +167,17 @@ class Store:
                 f"SELECT id, content_hash FROM articles WHERE id IN ({marks})", part))
         return found
 
+    def stale_analyses(self, article_ids: Sequence[str], version: int) -> set[str]:
+        """The articles whose stored analysis is older than ``version`` (none: version 1)."""
+        stale: set[str] = set()
+        for start in range(0, len(article_ids), 500):
+            part = list(article_ids[start:start + 500])
+            marks = ",".join("?" * len(part))
+            stale.update(row[0] for row in self.db.execute(
+                f"SELECT article_id FROM analyses WHERE article_id IN ({marks}) "
+                "AND coalesce(json_extract(spans, '$.version'), 1) < ?", [*part, version]))
+        return stale
+
     def replace_articles(
         self, batch: Iterable[tuple[Article, list[Chunk], np.ndarray, Analysis | None,
                                     np.ndarray | None]]

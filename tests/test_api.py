@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from qa import Article, ArticleQA, ChunkSettings, IndexMismatch
+from qa.analysis import ANALYSIS_VERSION
 from qa.articles import source_id
 from qa.manifest import MANIFEST_FILE
 from qa.reading import default_weights
@@ -198,6 +199,25 @@ def test_schema_v2_index_is_upgraded_in_place_without_re_embedding(tmp_path, enc
     assert json.loads((folder / MANIFEST_FILE).read_text())["schema_version"] == 3
     assert _vector_ids(kb) == ids
     assert _bm25_titles(kb, "Skarholm") == {"Skarholm ferry cancelled"}
+    kb.close()
+
+
+def test_an_article_analysed_by_an_older_analysis_is_analysed_again(tmp_path, encoder):
+    folder = tmp_path / "index"
+    kb = ArticleQA(folder, encoder=encoder)
+    story = _ferry_story(tmp_path)
+    first = kb.add(story, progress=False)
+    kb.close()
+    db = sqlite3.connect(folder / "articles.sqlite3")  # as an index built before versions
+    db.execute("UPDATE analyses SET spans = json_remove(spans, '$.version')")
+    db.commit()
+    db.close()
+    kb = ArticleQA(folder, encoder=encoder)
+    again = kb.add(story, progress=False)
+    assert again.updated == first.added and again.unchanged == [] and len(first.added) == 1
+    ids = [source_id(source) for source in first.added]
+    assert kb.store.stale_analyses(ids, ANALYSIS_VERSION) == set()
+    assert kb.add(story, progress=False).unchanged == first.added
     kb.close()
 
 
