@@ -159,24 +159,21 @@ class Store:
         return int(self._meta("generation"))
 
     def content_hashes(self, article_ids: Sequence[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for start in range(0, len(article_ids), 500):
-            part = list(article_ids[start:start + 500])
-            marks = ",".join("?" * len(part))
-            found.update(self.db.execute(
-                f"SELECT id, content_hash FROM articles WHERE id IN ({marks})", part))
-        return found
+        return dict(self._rows_by_id(
+            "SELECT id, content_hash FROM articles WHERE id IN ({marks})", article_ids))
 
     def stale_analyses(self, article_ids: Sequence[str], version: int) -> set[str]:
         """The articles whose stored analysis is older than ``version`` (none: version 1)."""
-        stale: set[str] = set()
-        for start in range(0, len(article_ids), 500):
-            part = list(article_ids[start:start + 500])
-            marks = ",".join("?" * len(part))
-            stale.update(row[0] for row in self.db.execute(
-                f"SELECT article_id FROM analyses WHERE article_id IN ({marks}) "
-                "AND coalesce(json_extract(spans, '$.version'), 1) < ?", [*part, version]))
-        return stale
+        return {row[0] for row in self._rows_by_id(
+            "SELECT article_id FROM analyses WHERE article_id IN ({marks}) "
+            "AND coalesce(json_extract(spans, '$.version'), 1) < ?", article_ids, version)}
+
+    def _rows_by_id(self, sql: str, ids: Sequence[str | int], *params) -> Iterator[tuple]:
+        """``sql`` over ``ids`` in parts, each within SQLite's limit on bound variables."""
+        for start in range(0, len(ids), 500):
+            part = list(ids[start:start + 500])
+            yield from self.db.execute(sql.format(marks=",".join("?" * len(part))),
+                                       [*part, *params])
 
     def replace_articles(
         self, batch: Iterable[tuple[Article, list[Chunk], np.ndarray, Analysis | None,
@@ -278,12 +275,8 @@ class Store:
         return np.fromiter((r[0] for r in self.db.execute("SELECT id FROM chunks")), np.int64)
 
     def vectors(self, chunk_ids: Sequence[int], dimension: int) -> np.ndarray:
-        rows = []
-        for start in range(0, len(chunk_ids), 500):
-            part = [int(i) for i in chunk_ids[start:start + 500]]
-            marks = ",".join("?" * len(part))
-            rows += self.db.execute(
-                f"SELECT id, vector FROM chunks WHERE id IN ({marks})", part).fetchall()
+        rows = self._rows_by_id("SELECT id, vector FROM chunks WHERE id IN ({marks})",
+                                [int(i) for i in chunk_ids])
         order = {cid: pos for pos, cid in enumerate(int(i) for i in chunk_ids)}
         out = np.zeros((len(chunk_ids), dimension), np.float32)
         for cid, blob in rows:
