@@ -359,7 +359,7 @@ def _coordinated(text: str, spans: Sequence[tuple]) -> list[tuple]:
         chain = entities[first:]
         for a, b in pairwise(chain):
             separator = _LISTED.fullmatch(text[a[1]:b[0]])
-            if a[2] != chain[0][2] or b[2] != a[2] or separator is None:
+            if b[2] != a[2] or separator is None:
                 break
             if separator.group(1):  # the list ends at its "and"
                 joined.append((chain[0][0], b[1], *chain[0][2:]))
