@@ -133,7 +133,7 @@ def _defined_names(doc) -> Iterator[tuple[int, int, str, object]]:
         yield acronym.idx, acronym.idx + len(acronym), label, acronym
 
 
-def _bare_names(doc, seen: set[tuple[int, int]]) -> Iterator[tuple[int, int, object]]:
+def _bare_names(doc) -> Iterator[tuple[int, int, object]]:
     """Runs of proper nouns that neither an entity nor a noun phrase covers (the small
     pipeline's parser and NER both miss some names), with the run's last token as its root."""
     covered = {i for e in doc.ents for i in range(e.start, e.end)}
@@ -144,9 +144,7 @@ def _bare_names(doc, seen: set[tuple[int, int]]) -> Iterator[tuple[int, int, obj
             run.append(token)
             continue
         if run:
-            span = (run[0].idx, run[-1].idx + len(run[-1]))
-            if span not in seen:
-                yield (*span, run[-1])
+            yield run[0].idx, run[-1].idx + len(run[-1]), run[-1]
             run = []
 
 
@@ -160,6 +158,36 @@ def _role(token) -> tuple[str, str]:
     if relation == "pobj" and token.head.dep_ == "agent":  # "backed by Iran": Iran backs
         relation = "agent"
     return (head.lower_, relation) if head.pos_ in ("VERB", "AUX") else ("", relation)
+
+
+def _add_mentions(doc, result: Analysis) -> None:
+    """Every candidate span once, the first label found for it winning: entities, names
+    defined by an acronym, noun phrases, proper nouns outside both, short quotes."""
+    seen: set[tuple[int, int]] = set()
+
+    def mention(start: int, end: int, label: str, root=None) -> None:
+        """A candidate span, once: the first label found for it wins."""
+        if (start, end) not in seen:
+            seen.add((start, end))
+            result.mentions.append((start, end, label))
+            result.roles.append(_role(root) if root is not None else ("", ""))
+
+    for entity in doc.ents:
+        mention(entity.start_char, entity.end_char, entity.label_, entity.root)
+    for start, end, label, root in _defined_names(doc):
+        mention(start, end, label, root)
+    for chunk in doc.noun_chunks:
+        tokens = [t for t in chunk if not (t.is_stop and t.i == chunk.start) or t.like_num]
+        if not tokens or all(t.is_stop or t.is_punct for t in tokens):
+            continue
+        for start, end in ((tokens[0].idx, chunk.end_char), *_expanded(chunk, tokens[0])):
+            if "\n" not in doc.text[start:end]:
+                mention(start, end, "NP", chunk.root)
+    for start, end, root in _bare_names(doc):  # "calling ISIL one of ...": no entity
+        mention(start, end, "NP", root)
+    for quote in _QUOTED.finditer(doc.text):  # 'known as the "Awakening"'
+        if len(quote.group(1).split()) <= 6:
+            mention(quote.start(1), quote.end(1), "QUOTE")
 
 
 def analyse(texts: Iterable[str], batch_size: int = 32) -> Iterator[Analysis]:
@@ -179,32 +207,5 @@ def analyse(texts: Iterable[str], batch_size: int = 32) -> Iterator[Analysis]:
             if speaker:
                 result.speakers[number] = speaker
                 last_speaker = speaker
-        seen = set()
-        for entity in doc.ents:
-            result.mentions.append((entity.start_char, entity.end_char, entity.label_))
-            result.roles.append(_role(entity.root))
-            seen.add((entity.start_char, entity.end_char))
-        for start, end, label, root in _defined_names(doc):
-            if (start, end) not in seen:
-                result.mentions.append((start, end, label))
-                result.roles.append(_role(root))
-                seen.add((start, end))
-        for chunk in doc.noun_chunks:
-            tokens = [t for t in chunk if not (t.is_stop and t.i == chunk.start) or t.like_num]
-            if not tokens or all(t.is_stop or t.is_punct for t in tokens):
-                continue
-            for span in ((tokens[0].idx, chunk.end_char), *_expanded(chunk, tokens[0])):
-                if span not in seen and "\n" not in doc.text[span[0]:span[1]]:
-                    result.mentions.append((*span, "NP"))
-                    result.roles.append(_role(chunk.root))
-                    seen.add(span)
-        for start, end, root in _bare_names(doc, seen):  # "calling ISIL one of ...": no entity
-            result.mentions.append((start, end, "NP"))
-            result.roles.append(_role(root))
-            seen.add((start, end))
-        for quote in _QUOTED.finditer(doc.text):  # 'known as the "Awakening"'
-            span = (quote.start(1), quote.end(1))
-            if span not in seen and len(quote.group(1).split()) <= 6:
-                result.mentions.append((*span, "QUOTE"))
-                result.roles.append(("", ""))
+        _add_mentions(doc, result)
         yield result

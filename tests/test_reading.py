@@ -183,7 +183,7 @@ def test_proper_nouns_outside_entities_and_phrases_are_candidates():
               pos=["NOUN", "VERB", "VERB", "PROPN", "NUM", "ADP", "DET", "ADJ"],
               deps=["nsubj", "ROOT", "xcomp", "compound", "dobj", "prep", "det", "pobj"],
               heads=[1, 1, 1, 4, 2, 4, 7, 5])
-    names = [(doc.text[s:e], root.text) for s, e, root in _bare_names(doc, set())]
+    names = [(doc.text[s:e], root.text) for s, e, root in _bare_names(doc)]
     assert names == [("NWA", "NWA")]
 
 
