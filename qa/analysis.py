@@ -29,7 +29,7 @@ _QUOTED = re.compile(r"[\"“']([^\"“”'\n]{2,60}?)[.,!?]?[\"”']")
 PRONOUNS = frozenset({"he", "she", "they", "it", "we", "i"})
 MAX_PHRASE_TOKENS = 10  # longer phrases are clauses, not answers
 _NAME_JOINERS = frozenset({"of", "in", "and", "for", "on", "the", "de", "&"})
-ANALYSIS_VERSION = 2  # bump whenever the candidates an article yields change: re-ingesting
+ANALYSIS_VERSION = 3  # bump whenever the candidates an article yields change: re-ingesting
 # an article analysed by an older version analyses it again, even if its text is unchanged
 NUMERIC_LABELS = frozenset({"CARDINAL", "QUANTITY", "MONEY", "PERCENT", "DATE", "TIME", "ORDINAL"})
 
@@ -46,6 +46,7 @@ class Analysis:
     mentions: list[tuple[int, int, str]] = field(default_factory=list)  # start, end, label
     speakers: dict[int, tuple[int, int]] = field(default_factory=dict)  # sentence -> speaker
     roles: list[tuple[str, str]] = field(default_factory=list)  # per mention: verb, relation
+    tokens: list[tuple[int, int, int]] = field(default_factory=list)  # start, end, head token
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -58,7 +59,8 @@ class Analysis:
         data = json.loads(raw)
         return cls([tuple(s) for s in data["sentences"]], [tuple(m) for m in data["mentions"]],
                    {int(k): tuple(v) for k, v in data["speakers"].items()},
-                   [tuple(r) for r in data.get("roles", [])])
+                   [tuple(r) for r in data.get("roles", [])],
+                   [tuple(t) for t in data.get("tokens", [])])
 
 
 @lru_cache(maxsize=1)
@@ -194,7 +196,8 @@ def analyse(texts: Iterable[str], batch_size: int = 32) -> Iterator[Analysis]:
     """One Analysis per text, in order. Sentences are the chunker's, so both agree."""
     nlp = load_pipeline()
     for doc in nlp.pipe(texts, batch_size=batch_size):
-        result = Analysis(sentences=split_sentences(doc.text))
+        result = Analysis(sentences=split_sentences(doc.text),
+                          tokens=[(t.idx, t.idx + len(t), t.head.i) for t in doc])
         last_speaker = None
         position = 0
         for number, (start, end) in enumerate(result.sentences):

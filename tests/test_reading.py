@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from spacy.tokens import Doc
 
-from qa.analysis import _bare_names, _defined_names, analyse, load_pipeline
+from qa.analysis import Analysis, _bare_names, _defined_names, analyse, load_pipeline
 from qa.reading import (
     CONFIDENCE_FEATURES,
     SPAN_FEATURES,
@@ -16,7 +16,10 @@ from qa.reading import (
     _acronyms,
     _bounds,
     _coordinated,
+    _root,
+    _tree_distances,
     _trim,
+    _wh_attachment,
     _with_units,
     _years,
     asked_role,
@@ -93,12 +96,24 @@ def test_trim_drops_the_questions_own_words_and_dangling_words_but_keeps_names()
     assert text[slice(*_trim(text, name - 4, after, "NP", {"for"}))] == "for David G. Booth"
 
 
-def test_a_year_question_also_gets_the_year_out_of_a_longer_date():
-    text = "The bridge opened on 7 January 1943 and closed in 1990."
-    start = text.index("7 January")
-    spans = [(start, start + len("7 January 1943"), "DATE", "opened", "pobj"),
-             (text.index("1990"), text.index("1990") + 4, "DATE", "closed", "pobj")]
-    assert [text[s:e] for s, e, *_ in _years(text, spans)] == ["1943"]
+def test_a_year_question_gets_the_year_out_of_a_longer_date():
+    text = "The bridge opened on 7 January 1943 and closed in 1990 by Ann, in the 1990s."
+    spans = [(text.index(words), text.index(words) + len(words), label, "", "") for words, label
+             in (("7 January 1943", "DATE"), ("1990", "DATE"), ("Ann", "PERSON"),
+                 ("the 1990s", "DATE"))]
+    assert [text[s:e] for s, e, *_ in _years(text, spans)] == ["1943", "1990", "Ann",
+                                                               "the 1990s"]
+
+
+def test_a_year_question_prefers_the_year_to_the_whole_date(encoder):
+    text = "The Eastmill bridge opened on 7 January 1943 after four years of work."
+    analysis = next(analyse([text]))
+    evidence = [Evidence(0, len(text), 5.0, analysis,
+                         encoder.encode([text[s:e] for s, e in analysis.sentences]), text)]
+    question = "In what year did the Eastmill bridge open?"
+    found = {c.key for c in candidates(question, encoder.encode_query(question), evidence)}
+    assert "1943" in found and "7 january 1943" not in found
+    assert read(question, encoder.encode_query(question), evidence, threshold=0.0).text == "1943"
 
 
 def test_a_count_takes_its_currency_or_unit():
@@ -134,12 +149,15 @@ def test_entities_of_one_kind_joined_by_and_make_one_answer():
     spans = [mention("Switzerland", "GPE"), mention("Netherlands", "GPE"),
              mention("Lund", "GPE"), mention("Oslo", "GPE"), mention("Ann", "PERSON"),
              mention("Refugees", "NP")]
-    joined = [text[s:e] for s, e, *_ in _coordinated(text, spans)]
+    joined = [text[s:e] for s, e, *_ in _coordinated(text, spans, set())]
     assert joined == ["Switzerland and the Netherlands", "Lund or Oslo"]
+    # "who went to Lund and where else?": a list naming what the question names is no answer
+    assert [text[s:e] for s, e, *_ in _coordinated(text, spans, {"lund"})] == [
+        "Switzerland and the Netherlands"]
     text = "Boats came from Ostby, Lund and Eastmill, and Ann, Kim and Cy met them."
     spans = [mention(words, "GPE") for words in ("Ostby", "Lund", "Eastmill")]
     spans += [mention(words, "PERSON") for words in ("Ann", "Kim", "Cy")]
-    joined = [text[s:e] for s, e, *_ in _coordinated(text, spans)]
+    joined = [text[s:e] for s, e, *_ in _coordinated(text, spans, set())]
     assert joined == ["Ostby, Lund and Eastmill", "Lund and Eastmill", "Ann, Kim and Cy",
                       "Kim and Cy"]  # "Eastmill, and Ann": two lists, not one
 
@@ -157,6 +175,29 @@ def test_analysis_finds_phrases_speakers_and_he_added(evidence):
                                                           strict=True)}
     assert roles["Marta Lindqvist"] == ("elected", "nsubjpass")
     assert roles["Olaf Berg"] == ("unseating", "dobj")
+
+
+def test_how_many_is_answered_by_the_count_without_the_counted_noun(encoder, evidence):
+    question = "How many boats were out all night?"
+    assert question_type(question).counts and question_type(question).focus == "boats"
+    found = {c.key for c in candidates(question, encoder.encode_query(question), evidence)}
+    assert "six" in found and "six boats" not in found
+
+
+def test_tree_distance_counts_dependency_edges_from_the_questions_words():
+    text = "Ward recovered the ball, and Miller later told reporters about the game."
+    analysis = next(analyse([text]))
+    tokens = analysis.tokens
+    assert [text[s:e] for s, e, _ in tokens[:2]] == ["Ward", "recovered"]
+    assert tokens[0][2] == 1  # "Ward" hangs from "recovered"
+    assert Analysis.from_json(analysis.to_json()).tokens == tokens
+    distances = _tree_distances(text, tokens, 0, len(tokens), {"recov", "ball"})
+    assert set(distances) == {"recov", "ball"}
+    starts = [s for s, _, _ in tokens]
+    ward = _root(tokens, starts, 0, len(tokens), 0, 4)
+    miller = _root(tokens, starts, 0, len(tokens), text.index("Miller"), text.index(" later"))
+    assert distances["recov"][ward] == 1 < distances["recov"][miller]
+    assert _wh_attachment("Who recovered the ball?") == ("recov", "subject")
 
 
 def test_analysis_marks_the_agent_of_a_passive_verb():
