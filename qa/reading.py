@@ -83,6 +83,7 @@ _UNITS = {"metres", "meters", "kilometres", "kilometers", "km", "miles", "feet",
           "kilograms", "kg", "litres", "liters", "hectares", "acres", "degrees"}
 _UNIT = re.compile(r" (" + "|".join(sorted(_CURRENCIES | _UNITS)) + r")\b", re.IGNORECASE)
 _YEAR = re.compile(r"\b1\d{3}\b|\b20\d{2}\b")
+_POSSESSIVE = re.compile(r"['’]s?\W*$")
 _LISTED = re.compile(r",? (and |or )(?:the )?|, (?:the )?")
 _LINKING = {"of", "to", "and", "or", "but", "as", "than", "that", "which", "who", "whose"}
 _TRAILING = _LINKING | {"a", "an", "the", "in", "on", "at", "by", "for", "with", "from", "into"}
@@ -478,10 +479,10 @@ def _full_names(found: dict[str, Candidate], support: dict[str, int]) -> dict[st
 
 def _trim(text: str, start: int, end: int, label: str, question_words: set[str]
           ) -> tuple[int, int]:
-    """The span without edge punctuation, dangling words ("Church in", "design and"; "at
-    least 15" stays whole) or the question's own words at either end: "AFP news agency"
-    answers "which news agency?" as "AFP". A name's capitalised words stay ("David G. Booth"
-    for a question about the "Booth School")."""
+    """The span without edge punctuation, a possessive ending, dangling words ("Church in",
+    "design and"; "at least 15" stays whole) or the question's own words at either end: "AFP
+    news agency" answers "which news agency?" as "AFP". A name's capitalised words stay
+    ("David G. Booth" for a question about the "Booth School")."""
     asked = question_words - _STOP
     words = list(_WORD.finditer(text, start, end))
 
@@ -498,7 +499,7 @@ def _trim(text: str, start: int, end: int, label: str, question_words: set[str]
         return start, start
     start = words[first].start() if first else start
     end = words[last - 1].end() if last < len(words) else end
-    span = text[start:end]
+    span = _POSSESSIVE.sub("", text[start:end])  # "Darwin's theory": Darwin
     lead = len(span) - len(span.lstrip(_EDGE))
     return start + lead, start + lead + len(span.strip(_EDGE))
 

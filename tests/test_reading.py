@@ -90,6 +90,9 @@ def test_trim_drops_the_questions_own_words_and_dangling_words_but_keeps_names()
     assert text[slice(*_trim(text, start, start + 14, "PERSON", asked))] == "David G. Booth"
     start = text.index("Booth in")
     assert text[slice(*_trim(text, start, len(text), "NP", asked))] == ""
+    for owner in ("Lena Dahl's", "Lena Dahl’s", "Lena Dahl's)"):  # "whose theory?": the owner
+        assert owner[slice(*_trim(owner, 0, len(owner), "PERSON", set()))] == "Lena Dahl"
+    assert "O'Neil"[slice(*_trim("O'Neil", 0, 6, "PERSON", set()))] == "O'Neil"
     name, after = text.index("David"), text.index(" in Ostby")
     assert text[slice(*_trim(text, name, after + 3, "NP", set()))] == "David G. Booth"
     assert text[slice(*_trim(text, name - 4, after, "NP", set()))] == "for David G. Booth"
