@@ -276,7 +276,7 @@ class ArticleQA:
         report = report or IngestReport()
         latest = {article.id: article for article in articles}  # the last copy of a source wins
         known = self.store.content_hashes(list(latest))
-        stale = (self.store.stale_analyses(list(known), ANALYSIS_VERSION) if self.analysis
+        stale = (self.store.stale_analyses(ANALYSIS_VERSION, list(known)) if self.analysis
                  else set())
         todo: list[tuple[Article, list[Chunk]]] = []
         for article in latest.values():
@@ -311,6 +311,19 @@ class ArticleQA:
         if todo:
             self._save_vectors()
         return report
+
+    def stale_articles(self) -> list[str]:
+        """Ids of the articles an older version of the index-time analysis read: the reader
+        answers from them with fewer clues until `reanalyse` refreshes them."""
+        return sorted(self.store.stale_analyses(ANALYSIS_VERSION)) if self.analysis else []
+
+    def reanalyse(self, progress: bool = True) -> IngestReport:
+        """Analyse and embed again, from the text the index stores, every stale article (no
+        source file needed); like any ingest, each batch lands whole or not at all."""
+        stale = set(self.stale_articles())
+        return self.add_articles(
+            (Article(row.source, row.text, row.title, row.url, row.published, row.metadata)
+             for row in self.store.articles() if row.id in stale), progress)
 
     def chunk(self, article: Article) -> list[Chunk]:
         prefix = self._title_prefix(article.title)
@@ -458,6 +471,7 @@ class ArticleQA:
             "articles": len(self),
             "chunks": self.store.count_chunks(),
             "vectors": len(self.vectors),
+            "stale_analyses": len(self.stale_articles()),
             "bytes_on_disk": size,
         }
 

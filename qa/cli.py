@@ -1,4 +1,4 @@
-"""`articleqa index / ask / info / remove / eval`: the terminal face of `ArticleQA`.
+"""`articleqa index / ask / info / reanalyse / remove / eval`: the terminal face of `ArticleQA`.
 
 Exit codes: 0 fine, 1 some input failed (the rest was indexed), 2 bad usage or an index that
 cannot be opened (the message says what to do).
@@ -19,12 +19,18 @@ from qa.articles import MAX_BYTES
 from qa.evaluation import CONFIGS
 
 
-def index_from_args(args: argparse.Namespace) -> ArticleQA:
-    """The index the command's options name, with the optional models they ask for."""
-    return ArticleQA(args.index, model=getattr(args, "model", None),
-                     reranker=getattr(args, "reranker", None),
-                     qa_model=getattr(args, "qa_model", None),
-                     threshold=getattr(args, "threshold", None))
+def index_from_args(args: argparse.Namespace, warn_stale: bool = True) -> ArticleQA:
+    """The index the command's options name, with the optional models they ask for; a
+    warning on stderr when an older ArticleQA analysed some of its articles."""
+    kb = ArticleQA(args.index, model=getattr(args, "model", None),
+                   reranker=getattr(args, "reranker", None),
+                   qa_model=getattr(args, "qa_model", None),
+                   threshold=getattr(args, "threshold", None))
+    if warn_stale and (stale := kb.stale_articles()):
+        print(f"warning: {len(stale)} article(s) in {kb.folder} were analysed by an older "
+              "ArticleQA and answer with fewer clues; `articleqa reanalyse` refreshes them",
+              file=sys.stderr)
+    return kb
 
 
 def _print_report(report: IngestReport) -> None:
@@ -89,6 +95,16 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"\n{a['id']}  {a['title']}\n    published {a['published'] or '-'}, "
               f"{a['passages']} passages, {a['source']}")
     return 0
+
+
+def cmd_reanalyse(args: argparse.Namespace) -> int:
+    kb = index_from_args(args, warn_stale=False)
+    report = kb.reanalyse(progress=not args.quiet)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_report(report)
+    return 0 if report.ok else 1
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -164,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", parents=[common], help="describe the index")
     info.set_defaults(run=cmd_info)
+
+    reanalyse = commands.add_parser(
+        "reanalyse", parents=[common],
+        help="analyse again the articles an older ArticleQA analysed (from the stored text)")
+    reanalyse.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    reanalyse.set_defaults(run=cmd_reanalyse)
 
     remove = commands.add_parser("remove", parents=[common], help="remove articles")
     remove.add_argument("ids", nargs="+", metavar="ID", help="article id or source")

@@ -162,11 +162,17 @@ class Store:
         return dict(self._rows_by_id(
             "SELECT id, content_hash FROM articles WHERE id IN ({marks})", article_ids))
 
-    def stale_analyses(self, article_ids: Sequence[str], version: int) -> set[str]:
-        """The articles whose stored analysis is older than ``version`` (none: version 1)."""
+    def stale_analyses(self, version: int, article_ids: Sequence[str] | None = None
+                       ) -> set[str]:
+        """The articles (of ``article_ids``, or all) whose stored analysis is older than
+        ``version`` (an analysis without one is version 1)."""
+        older = "coalesce(json_extract(spans, '$.version'), 1) < ?"
+        if article_ids is None:
+            return {row[0] for row in self.db.execute(
+                f"SELECT article_id FROM analyses WHERE {older}", (version,))}
         return {row[0] for row in self._rows_by_id(
-            "SELECT article_id FROM analyses WHERE article_id IN ({marks}) "
-            "AND coalesce(json_extract(spans, '$.version'), 1) < ?", article_ids, version)}
+            f"SELECT article_id FROM analyses WHERE article_id IN ({{marks}}) AND {older}",
+            article_ids, version)}
 
     def _rows_by_id(self, sql: str, ids: Sequence[str | int], *params) -> Iterator[tuple]:
         """``sql`` over ``ids`` in parts, each within SQLite's limit on bound variables."""

@@ -213,11 +213,32 @@ def test_an_article_analysed_by_an_older_analysis_is_analysed_again(tmp_path, en
     db.commit()
     db.close()
     kb = ArticleQA(folder, encoder=encoder)
+    ids = [source_id(source) for source in first.added]
+    assert kb.stale_articles() == ids and kb.info()["stale_analyses"] == 1
     again = kb.add(story, progress=False)
     assert again.updated == first.added and again.unchanged == [] and len(first.added) == 1
-    ids = [source_id(source) for source in first.added]
-    assert kb.store.stale_analyses(ids, ANALYSIS_VERSION) == set()
+    assert kb.store.stale_analyses(ANALYSIS_VERSION, ids) == set() == set(kb.stale_articles())
     assert kb.add(story, progress=False).unchanged == first.added
+    kb.close()
+
+
+def test_reanalyse_refreshes_stale_articles_from_the_stored_text(tmp_path, encoder):
+    folder = tmp_path / "index"
+    kb = ArticleQA(folder, encoder=encoder)
+    first = kb.add(_ferry_story(tmp_path), progress=False)
+    question = "Why was the night crossing called off?"
+    before = kb.ask(question).to_dict()
+    db = sqlite3.connect(folder / "articles.sqlite3")
+    db.execute("UPDATE analyses SET spans = json_remove(spans, '$.version', '$.tokens')")
+    db.commit()
+    db.close()
+    (tmp_path / "ferry.jsonl").unlink()  # the source file is gone: the stored text is enough
+    assert kb.stale_articles() == [source_id(s) for s in first.added]
+    report = kb.reanalyse(progress=False)
+    assert report.updated == first.added and report.ok and kb.stale_articles() == []
+    assert kb.store.analysis(source_id(first.added[0]), kb.manifest.dimension)[0].tokens
+    assert kb.ask(question).to_dict() == before
+    assert kb.reanalyse(progress=False).updated == []
     kb.close()
 
 
