@@ -67,7 +67,13 @@ _TYPE_RULES: list[tuple[re.Pattern, dict[str, float]]] = [
      {"LOC": 1.0, "GPE": 0.6, "ORG": 0.4}),
     (re.compile(r"\b(what|which) language\b"), {"LANGUAGE": 1.0, "NORP": 0.5}),
     (re.compile(r"\b(who|whom|whose)\b|\bwhat (is|was) the name of\b.*\b(person|man|woman)\b|"
-                r"\bwhich (person|man|woman|player|official|general|leader|minister|president)"),
+                r"\b(what|which)( \w+){0,2} (person|man|woman|player|official|general|leader|"
+                r"minister|president|spokes(man|woman|person)|secretary|chief|commander|captain|"
+                r"coach|quarterback|poet|writer|author|actor|actress|singer|artist|musician|"
+                r"composer|scientist|physicist|chemist|researcher|engineer|architect|inventor|"
+                r"philosopher|economist|historian|journalist|judge|king|queen|emperor|khan|"
+                r"ruler|prince|princess|pope|bishop|politician|senator|governor|mayor|"
+                r"chancellor|founder|ceo|explorer|son|daughter|wife|husband|father|mother)s?\b"),
      PERSON),
 ]
 

@@ -53,6 +53,8 @@ def evidence(encoder) -> list[Evidence]:
     ("In which city did he speak?", "GPE", False),
     ("Who warned that the river was rising?", "PERSON", True),
     ("Who led the rescue?", "PERSON", False),
+    ("What German poet wrote the hymn?", "PERSON", False),
+    ("Which spokesman announced the closure?", "PERSON", False),
 ])
 def test_question_type_from_the_wh_phrase(question, label, speaker):
     kind = question_type(question)
