@@ -89,6 +89,7 @@ _UNITS = {"metres", "meters", "kilometres", "kilometers", "km", "miles", "feet",
           "kilograms", "kg", "litres", "liters", "hectares", "acres", "degrees"}
 _UNIT = re.compile(r" (" + "|".join(sorted(_CURRENCIES | _UNITS)) + r")\b", re.IGNORECASE)
 _YEAR = re.compile(r"\b1\d{3}\b|\b20\d{2}\b")
+_NAMED_WHO = re.compile(r"\b([A-Z][\w.]*) Who\b")
 _POSSESSIVE = re.compile(r"['’]s?\W*$")
 _LISTED = re.compile(r",? (and |or )(?:the )?|, (?:the )?")
 _LINKING = {"of", "to", "and", "or", "but", "as", "than", "that", "which", "who", "whose"}
@@ -127,8 +128,9 @@ class Evidence:
 
 
 def question_type(question: str) -> QuestionType:
-    """The expected answer type from the earliest wh-phrase ("in which city ... when he ...")."""
-    lowered = question.lower()
+    """The expected answer type from the earliest wh-phrase ("in which city ... when he ..."),
+    not from a name that holds one ("how often does Doctor Who travel?")."""
+    lowered = _NAMED_WHO.sub(r"\1 -", question).lower()
     matches = [(m.start(), order, labels) for order, (pattern, labels) in enumerate(_TYPE_RULES)
                if (m := pattern.search(lowered))]
     labels = min(matches, key=lambda m: m[:2])[2] if matches else {}

@@ -55,6 +55,7 @@ def evidence(encoder) -> list[Evidence]:
     ("Who led the rescue?", "PERSON", False),
     ("What German poet wrote the hymn?", "PERSON", False),
     ("Which spokesman announced the closure?", "PERSON", False),
+    ("In what year did Doctor Who leave Gallifrey?", "DATE", False),
 ])
 def test_question_type_from_the_wh_phrase(question, label, speaker):
     kind = question_type(question)
@@ -70,6 +71,11 @@ def test_question_type_from_the_wh_phrase(question, label, speaker):
 ])
 def test_asked_role_is_the_wh_words_relation_to_its_verb(question, role):
     assert asked_role(question) == role
+
+
+def test_a_who_inside_a_name_is_not_the_wh_word():
+    assert question_type("How often does Doctor Who travel alone?").labels == {}
+    assert "PERSON" in question_type("Who played Doctor Who on stage?").labels
 
 
 def test_which_noun_questions_name_their_focus():
