@@ -320,10 +320,10 @@ class ArticleQA:
     def reanalyse(self, progress: bool = True) -> IngestReport:
         """Analyse and embed again, from the text the index stores, every stale article (no
         source file needed); like any ingest, each batch lands whole or not at all."""
-        stale = set(self.stale_articles())
         return self.add_articles(
             (Article(row.source, row.text, row.title, row.url, row.published, row.metadata)
-             for row in self.store.articles() if row.id in stale), progress)
+             for article_id in self.stale_articles() for row in self.store.articles(article_id)),
+            progress)
 
     def chunk(self, article: Article) -> list[Chunk]:
         prefix = self._title_prefix(article.title)
