@@ -287,7 +287,8 @@ class ArticleQA:
             else:
                 report.failed.append((article.source, "no text to index"))
         total = sum(len(chunks) for _, chunks in todo)
-        with tqdm(total=total, desc="Embedding", unit=" chunk", disable=not progress) as bar:
+        with tqdm(total=total, desc="Embedding", unit=" chunk",
+                  disable=not (progress and total)) as bar:  # no bar for nothing to do
             for batch in _batches(todo, self.batch_chunks):
                 inputs = [text for a, chunks in batch for text in self.passage_inputs(a, chunks)]
                 analyses = (list(analyse([a.text for a, _ in batch])) if self.analysis
