@@ -300,8 +300,8 @@ def candidates(question: str, query: np.ndarray, evidence: Sequence[Evidence]) -
                 left, right = m_start - s_start, m_end - s_start
                 gaps = [max(left - e, s - right, 0) for s, e, _ in hits]
                 root = _root(tokens, starts, first, last, m_start, m_end)
-                reach = [1.0 / (1.0 + far[root]) for stem, far in distances.items()
-                         if root is not None and stem not in span_stems]
+                reach = [] if root is None else [1.0 / (1.0 + far[root]) for stem, far
+                                                 in distances.items() if stem not in span_stems]
                 features = {
                     "fit": fit, "fit_gap": fit - best_fit, "overlap": overlap,
                     "closeness": sum(  # near many of the question's words, not one
@@ -380,9 +380,9 @@ def _tree_distances(text: str, tokens: Sequence[tuple[int, int, int]], first: in
             links[i].append(head)
             links[head].append(i)
     distances = {}
-    for stem, starts in sources.items():
-        far = dict.fromkeys(starts, 0.0)
-        queue = deque(starts)
+    for stem, origins in sources.items():
+        far = dict.fromkeys(origins, 0.0)
+        queue = deque(origins)
         while queue:
             i = queue.popleft()
             for j in links[i]:
