@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: setup demo ask test lint bench
+.PHONY: setup demo ask test lint bench train-reader calibrate-reader
 
 setup:
 	@bash scripts/setup.sh
@@ -28,3 +28,15 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/ingest_throughput.py
+
+# How the shipped reader (qa/models/reader/) was trained and calibrated; never run in CI.
+# Resumable: run it again to continue from the last checkpoint in artifacts/reader-v1/.
+DATA := ../shared/data
+train-reader: setup
+	nice -n 19 $(BIN)/articleqa train-reader $(DATA)/reader-train/squad-v1.1-train.json.gz \
+		$(DATA)/reader-train/tydiqa-goldp-en-train.json.gz \
+		--dev $(DATA)/reader-train/tydiqa-goldp-en-dev.json.gz \
+		--out artifacts/reader-v1 --max-steps 3000 --checkpoint-minutes 12
+
+calibrate-reader: setup
+	$(BIN)/articleqa calibrate-reader $(DATA)/squad2-dev-500/squad2-dev-500.json

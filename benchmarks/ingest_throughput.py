@@ -1,15 +1,15 @@
 """Ingest throughput: how close `ArticleQA.add_articles` comes to the bare encoder.
 
 Embedding is the one cost of ingest that cannot be avoided; everything else the pipeline
-does (chunking, title prefixes, spaCy analysis, SQLite and FTS5 writes, FAISS add and save)
-is overhead on top of it. This script indexes the BEIR SciFact corpus end to end, then times
-a bare ``SentenceTransformer.encode`` of exactly the texts the pipeline embedded (each chunk
-with its title prefix, plus each sentence when index-time analysis is on), in the same
-process with the same loaded model, and reports the ratio of the two throughputs
-(target: >= 0.85). Bare and pipeline runs alternate (bare, pipeline, bare, ...) and medians
-are reported, so drift in machine load hurts neither side. Run on demand, not in the tests:
+does (chunking, title prefixes, SQLite and FTS5 writes, FAISS add and save) is overhead on
+top of it. This script indexes the BEIR SciFact corpus end to end, then times a bare
+``SentenceTransformer.encode`` of exactly the texts the pipeline embedded (each chunk with its
+title prefix: one encoder input per chunk, nothing else), in the same process with the same
+loaded model, and reports the ratio of the two throughputs (target: >= 0.85). Bare and
+pipeline runs alternate (bare, pipeline, bare, ...) and medians are reported, so drift in
+machine load hurts neither side. Run on demand, not in the tests:
 
-    python benchmarks/ingest_throughput.py [--limit N] [--repeats R] [--no-analysis] [--json]
+    python benchmarks/ingest_throughput.py [--limit N] [--repeats R] [--json]
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from embeddings import Encoder  # noqa: E402
 from qa import Article, ArticleQA  # noqa: E402
-from qa.chunking import split_sentences  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "data" / "scifact" / "corpus.jsonl.gz"
 TARGET_RATIO = 0.85
@@ -63,23 +62,15 @@ def time_bare(enc: Encoder, inputs: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def encoder_inputs(kb: ArticleQA, articles: list[Article]) -> tuple[list[str], int]:
-    """(texts ``add_articles`` embeds, how many of them are chunks); the sentences that
-    analysis embeds are the chunker's sentences of each article that has chunks."""
-    chunks, sentences = [], []
-    for article in articles:
-        if found := kb.chunk(article):
-            chunks += kb.passage_inputs(article, found)
-            if kb.analysis:
-                sentences += [article.text[s:e] for s, e in split_sentences(article.text)]
-    return chunks + sentences, len(chunks)
+def encoder_inputs(kb: ArticleQA, articles: list[Article]) -> list[str]:
+    """The texts ``add_articles`` embeds: each chunk with its title prefix."""
+    return [text for article in articles for text in kb.passage_inputs(article, kb.chunk(article))]
 
 
-def time_pipeline(enc: Encoder, articles: list[Article], analysis: bool
-                  ) -> tuple[float, int, int]:
+def time_pipeline(enc: Encoder, articles: list[Article]) -> tuple[float, int, int]:
     """(seconds, chunks stored, bytes on disk) for one ingest into a fresh index folder."""
     with tempfile.TemporaryDirectory(prefix="articleqa-bench-") as tmp:
-        kb = ArticleQA(Path(tmp) / "index", encoder=enc, analysis=analysis)
+        kb = ArticleQA(Path(tmp) / "index", encoder=enc)
         start = time.perf_counter()
         report = kb.add_articles(articles, progress=True)
         seconds = time.perf_counter() - start
@@ -96,8 +87,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="use only the first N docs")
     parser.add_argument("--repeats", type=int, default=1,
                         help="pipeline runs, each followed by a bare run (default 1)")
-    parser.add_argument("--no-analysis", action="store_true",
-                        help="index without spaCy analysis and sentence vectors")
     parser.add_argument("--corpus", type=Path, default=CORPUS, help=f"default: {CORPUS}")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
@@ -113,15 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     articles = load_corpus(args.corpus, args.limit)
     enc = Encoder()
     with tempfile.TemporaryDirectory(prefix="articleqa-bench-") as tmp:  # inputs, untimed
-        kb = ArticleQA(Path(tmp) / "index", encoder=enc, analysis=not args.no_analysis)
-        inputs, n_chunks = encoder_inputs(kb, articles)
+        kb = ArticleQA(Path(tmp) / "index", encoder=enc)
+        inputs = encoder_inputs(kb, articles)
+        n_chunks = len(inputs)
         kb.close()
     enc.model.encode(inputs[:enc.batch_size])  # warm-up: first-call costs belong to neither
 
     bare = [time_bare(enc, inputs)]
     pipeline = []
     for _ in range(args.repeats):
-        seconds, chunks, size = time_pipeline(enc, articles, not args.no_analysis)
+        seconds, chunks, size = time_pipeline(enc, articles)
         pipeline.append(seconds)
         bare.append(time_bare(enc, inputs))
     if chunks != n_chunks:
@@ -132,8 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = {
         "docs": len(articles),
         "chunks": chunks,
-        "analysis": not args.no_analysis,
-        "encoder_inputs": len(inputs),  # chunks, plus sentences when analysis is on
+        "encoder_inputs": len(inputs),  # one per chunk
         "pipeline_seconds": round(pipe_s, 2),
         "pipeline_chunks_per_s": round(chunks / pipe_s, 1),
         "bare_seconds": round(bare_s, 2),
@@ -160,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
               f"torch {figures['torch']} with {figures['torch_threads']} threads, "
               f"load average {load_before} before, {figures['load_average_1m'][1]} after")
         print(f"corpus    {figures['docs']:,} docs -> {chunks:,} chunks; "
-              f"{len(inputs):,} encoder inputs (analysis {'on' if figures['analysis'] else 'off'})")
+              f"{len(inputs):,} encoder inputs")
         print(f"pipeline  {pipe_s:8.2f} s  {figures['pipeline_chunks_per_s']:7.1f} chunks/s  "
               f"runs {figures['pipeline_runs_s']}")
         print(f"bare      {bare_s:8.2f} s  {figures['bare_chunks_per_s']:7.1f} chunks/s  "

@@ -32,6 +32,7 @@ def sha256_of(path: Path, block: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+@lru_cache(maxsize=8)  # the checksum reads the whole weights file: once per process
 def resolve_model(name: str | None) -> tuple[str, str | None]:
     """Return (load target, weights checksum) for a model name or path.
 

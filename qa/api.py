@@ -12,19 +12,17 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from embeddings import Encoder, VectorIndex
-from qa.analysis import ANALYSIS_VERSION, Analysis, analyse
 from qa.articles import MAX_BYTES, Article, Refused, iter_articles, source_id
 from qa.chunking import Chunk, ChunkSettings, chunk_text
 from qa.manifest import TEXT_ONLY, TITLE_AND_TEXT, IndexMismatch, Manifest
 from qa.optional_models import ExtractiveReader, Reranker
-from qa.reading import Evidence, Reading, read
+from qa.reader import NeuralReader, Reader
 from qa.retrieval import (
     collapse_copies,
     dense_candidates,
@@ -43,7 +41,6 @@ BATCH_CHUNKS = 1024
 TITLE_TOKENS = 32
 READ_PASSAGES = 5  # the reader looks for the answer in this many top passages
 RERANK_DEPTH = 20  # passages a CrossEncoder re-orders (its score becomes the passage score)
-EXTRACTIVE_THRESHOLD = 0.3  # span probability below which an extractive-QA model abstains
 
 
 def index_folder(path: str | Path | None = None) -> Path:
@@ -143,12 +140,12 @@ class ArticleQA:
     """Open or create the index in ``path``; pass ``encoder`` to share one loaded model.
 
     ``embed_title`` (default on) embeds each chunk with its article's headline for context.
-    ``analysis`` (default on) runs spaCy at index time so that answers can be extracted;
     ``threshold`` is the reader's confidence below which it answers "no answer" (by default
     the one fitted with the reader's weights).
     ``reranker`` (a CrossEncoder name or folder) re-orders the best passages; ``qa_model`` (a
-    transformers extractive-QA name or folder) replaces the built-in reader. Both are optional
-    and loaded offline only: a missing one is an error that says how to add it.
+    transformers extractive-QA name or folder, or any `Reader`) replaces the built-in neural
+    reader. Both are optional and loaded offline only: a missing one is an error that says how
+    to add it. The reader loads on the first question, so ingest never pays for it.
     ``retrieval`` is the default search mode (see `search`).
     ``batch_chunks`` is how many chunks are embedded and committed together: larger batches
     encode a little faster, smaller ones lose less work when an ingest is interrupted.
@@ -163,18 +160,18 @@ class ArticleQA:
         encoder: Encoder | None = None,
         batch_chunks: int = BATCH_CHUNKS,
         retrieval: str = "hybrid",
-        analysis: bool | None = None,
         threshold: float | None = None,
         reranker: str | Reranker | None = None,
-        qa_model: str | ExtractiveReader | None = None,
+        qa_model: str | Reader | None = None,
     ):
         self.folder = index_folder(path)
         self.batch_chunks = batch_chunks
         self.retrieval = retrieval
         self.reranker = Reranker(reranker) if isinstance(reranker, str) else reranker
-        self.qa_model = ExtractiveReader(qa_model) if isinstance(qa_model, str) else qa_model
-        if threshold is None and self.qa_model:
-            threshold = EXTRACTIVE_THRESHOLD  # the built-in reader brings its own (None)
+        self._reader = (ExtractiveReader(qa_model, threshold) if isinstance(qa_model, str)
+                        else qa_model)
+        if self._reader is not None and threshold is not None:
+            self._reader.threshold = threshold
         self.threshold = threshold
         if self.folder.exists() and not self.folder.is_dir():
             raise IndexMismatch(f"{self.folder} is a file, not an index folder")
@@ -191,13 +188,10 @@ class ArticleQA:
         if embed_title is None:
             embed_title = existing is None or existing.passage_format == TITLE_AND_TEXT
         self.embed_title = embed_title
-        self.analysis = analysis if analysis is not None else (
-            existing.analysis if existing else True)
         self.manifest = Manifest(
             model=self.encoder.name, model_sha256=self.encoder.checksum,
             dimension=self.encoder.dimension, chunking=chunking.as_dict(),
             passage_format=TITLE_AND_TEXT if embed_title else TEXT_ONLY,
-            analysis=self.analysis,
         )
         if existing:
             existing.check(self.manifest, self.folder)
@@ -267,8 +261,7 @@ class ArticleQA:
 
     def add_articles(self, articles: Iterable[Article], progress: bool = True,
                      report: IngestReport | None = None) -> IngestReport:
-        """Store articles: unchanged ones are skipped, edited ones (or ones analysed by an
-        older version of the analysis) replace their old chunks.
+        """Store articles: unchanged ones are skipped, edited ones replace their old chunks.
 
         Each batch of about ``batch_chunks`` chunks is one transaction: a killed ingest keeps
         the batches before it and loses the one in flight, never part of an article.
@@ -276,11 +269,9 @@ class ArticleQA:
         report = report or IngestReport()
         latest = {article.id: article for article in articles}  # the last copy of a source wins
         known = self.store.content_hashes(list(latest))
-        stale = (self.store.stale_analyses(ANALYSIS_VERSION, list(known)) if self.analysis
-                 else set())
         todo: list[tuple[Article, list[Chunk]]] = []
         for article in latest.values():
-            if known.get(article.id) == article.content_hash and article.id not in stale:
+            if known.get(article.id) == article.content_hash:
                 report.unchanged.append(article.source)
             elif chunks := self.chunk(article):
                 todo.append((article, chunks))
@@ -291,20 +282,13 @@ class ArticleQA:
                   disable=not (progress and total)) as bar:  # no bar for nothing to do
             for batch in _batches(todo, self.batch_chunks):
                 inputs = [text for a, chunks in batch for text in self.passage_inputs(a, chunks)]
-                analyses = (list(analyse([a.text for a, _ in batch])) if self.analysis
-                            else [None] * len(batch))
-                sentences = [a.text[s:e] for (a, _), found in zip(batch, analyses, strict=True)
-                             if found for s, e in found.sentences]
-                vectors = self.encoder.encode(inputs + sentences)
-                sizes = [len(chunks) for _, chunks in batch] + [
-                    len(found.sentences) if found else 0 for found in analyses]
-                bounds = np.cumsum([0, *sizes])
-                parts = [vectors[bounds[i]:bounds[i + 1]] for i in range(len(sizes))]
+                vectors = self.encoder.encode(inputs)
+                bounds = np.cumsum([0, *(len(chunks) for _, chunks in batch)])
                 removed, added = self.store.replace_articles(
-                    (a, chunks, parts[i], analyses[i], parts[len(batch) + i])
+                    (a, chunks, vectors[bounds[i]:bounds[i + 1]])
                     for i, (a, chunks) in enumerate(batch))
                 self.vectors.remove(np.asarray(removed, np.int64))
-                self.vectors.add(np.asarray(added, np.int64), vectors[:len(inputs)])
+                self.vectors.add(np.asarray(added, np.int64), vectors)
                 for article, _ in batch:
                     (report.updated if article.id in known else report.added).append(
                         article.source)
@@ -312,19 +296,6 @@ class ArticleQA:
         if todo:
             self._save_vectors()
         return report
-
-    def stale_articles(self) -> list[str]:
-        """Ids of the articles an older version of the index-time analysis read: the reader
-        answers from them with fewer clues until `reanalyse` refreshes them."""
-        return sorted(self.store.stale_analyses(ANALYSIS_VERSION)) if self.analysis else []
-
-    def reanalyse(self, progress: bool = True) -> IngestReport:
-        """Analyse and embed again, from the text the index stores, every stale article (no
-        source file needed); like any ingest, each batch lands whole or not at all."""
-        return self.add_articles(
-            (Article(row.source, row.text, row.title, row.url, row.published, row.metadata)
-             for article_id in self.stale_articles() for row in self.store.articles(article_id)),
-            progress)
 
     def chunk(self, article: Article) -> list[Chunk]:
         prefix = self._title_prefix(article.title)
@@ -406,42 +377,24 @@ class ArticleQA:
         filters = Filters(tuple(sources), since, until)
         passages, timings = self.search(question, k, filters if filters.active else None)
         started = time.perf_counter()
-        reading = self._read(question, passages[:READ_PASSAGES])
+        reading = self.reader.read(question, passages[:READ_PASSAGES])
         if reading.passage is not None:
             passage = passages[reading.passage]
             passage.answer_span = (reading.start - passage.start, reading.end - passage.start)
+            passages.insert(0, passages.pop(reading.passage))  # the reader re-ranks: its
+            for rank, p in enumerate(passages, 1):  # evidence goes first
+                p.rank = rank
         timings["read"] = 1000 * (time.perf_counter() - started)
         return Answer(question=question, text=reading.text,
                       confidence=round(reading.confidence, 4), passages=passages,
                       timings=timings, candidates=list(reading.candidates))
 
-    def _read(self, question: str, passages: Sequence[Passage]) -> Reading:
-        if self.qa_model:
-            return self.qa_model.read(question, passages, self.threshold)
-        evidence = self.evidence(passages)
-        if evidence is None:
-            return Reading(None, 0.0)  # built without analysis: no answers, only passages
-        return read(question, self.encoder.encode_query(question), evidence, self.threshold)
-
-    def evidence(self, passages: Sequence[Passage]) -> list[Evidence] | None:
-        """The passages as the reader sees them (with index-time analysis), or None when the
-        index was built without analysis."""
-        evidence = []
-        for passage in passages:
-            found = self._analysis(passage.article_id, self.generation)
-            if found is None:
-                return None
-            analysis, vectors, text = found
-            evidence.append(Evidence(passage.start, passage.end, passage.bm25_score, analysis,
-                                     vectors, text))
-        return evidence
-
-    @lru_cache(maxsize=256)  # noqa: B019 (one index object lives as long as its cache)
-    def _analysis(self, article_id: str, generation: int
-                  ) -> tuple[Analysis, np.ndarray, str] | None:
-        found = self.store.analysis(article_id, self.manifest.dimension)
-        article = self.article(article_id)
-        return (*found, article.text) if found and article else None
+    @property
+    def reader(self) -> Reader:
+        """The reader answering questions: a `qa_model` if one was given, else ours."""
+        if self._reader is None:
+            self._reader = NeuralReader(threshold=self.threshold)
+        return self._reader
 
     # --- library --------------------------------------------------------------------------
 
@@ -472,7 +425,6 @@ class ArticleQA:
             "articles": len(self),
             "chunks": self.store.count_chunks(),
             "vectors": len(self.vectors),
-            "stale_analyses": len(self.stale_articles()),
             "bytes_on_disk": size,
         }
 

@@ -1,4 +1,4 @@
-"""`articleqa index / ask / info / reanalyse / remove / eval`: the terminal face of `ArticleQA`.
+"""`articleqa index / ask / info / remove / eval / train-reader`: the terminal face of `ArticleQA`.
 
 Exit codes: 0 fine, 1 some input failed (the rest was indexed), 2 bad usage or an index that
 cannot be opened (the message says what to do).
@@ -19,18 +19,12 @@ from qa.articles import MAX_BYTES
 from qa.evaluation import CONFIGS
 
 
-def index_from_args(args: argparse.Namespace, warn_stale: bool = True) -> ArticleQA:
-    """The index the command's options name, with the optional models they ask for; a
-    warning on stderr when an older ArticleQA analysed some of its articles."""
-    kb = ArticleQA(args.index, model=getattr(args, "model", None),
-                   reranker=getattr(args, "reranker", None),
-                   qa_model=getattr(args, "qa_model", None),
-                   threshold=getattr(args, "threshold", None))
-    if warn_stale and (stale := kb.stale_articles()):
-        print(f"warning: {len(stale)} article(s) in {kb.folder} were analysed by an older "
-              "ArticleQA and answer with fewer clues; `articleqa reanalyse` refreshes them",
-              file=sys.stderr)
-    return kb
+def index_from_args(args: argparse.Namespace) -> ArticleQA:
+    """The index the command's options name, with the optional models they ask for."""
+    return ArticleQA(args.index, model=getattr(args, "model", None),
+                     reranker=getattr(args, "reranker", None),
+                     qa_model=getattr(args, "qa_model", None),
+                     threshold=getattr(args, "threshold", None))
 
 
 def _print_report(report: IngestReport) -> None:
@@ -97,16 +91,6 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_reanalyse(args: argparse.Namespace) -> int:
-    kb = index_from_args(args, warn_stale=False)
-    report = kb.reanalyse(progress=not args.quiet)
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
-        _print_report(report)
-    return 0 if report.ok else 1
-
-
 def cmd_remove(args: argparse.Namespace) -> int:
     kb = index_from_args(args)
     missing = [a for a in args.ids if not kb.remove(a)]
@@ -131,6 +115,77 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print((out / "report.md").read_text())
         print(f"reports in {out}/")
     return 0
+
+
+def cmd_train_reader(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from qa.reader_training import TrainConfig, train
+
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+             if getattr(args, f.name, None) is not None}
+    best = train(TrainConfig(**given))
+    print(f"best weights so far in {best}/ (learning curve: {Path(args.out) / 'curve.png'})")
+    return 0
+
+
+def cmd_calibrate_reader(args: argparse.Namespace) -> int:
+    from qa.reader import MODEL_FOLDER
+    from qa.reader_calibration import calibrate
+
+    folder = Path(args.reader or MODEL_FOLDER)
+    fit = calibrate(Path(args.dataset), folder, Path(args.cache), args.folds, args.keep,
+                    progress=not args.quiet)
+    print(json.dumps(fit, indent=2))
+    print(f"calibration written to {folder / 'reader.json'}")
+    return 0
+
+
+def _calibrate_reader_parser(commands) -> None:
+    parser = commands.add_parser(
+        "calibrate-reader", help="fit when the reader abstains, on SQuAD 2.0-format questions",
+        description="Ask every question of DATASET over its own articles, fit the confidence "
+        "curve and threshold (k folds held out by article report what it does on unseen "
+        "articles) and record them in the reader's reader.json.")
+    parser.add_argument("dataset", metavar="SQUAD2_JSON")
+    parser.add_argument("--reader", metavar="DIR",
+                        help="a train-reader output folder (default: the shipped reader)")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--keep", type=float, default=0.9,
+                        help="share of exact answers the threshold keeps (default: 0.9)")
+    parser.add_argument("--cache", metavar="DIR", default=".articleqa-cache")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(run=cmd_calibrate_reader)
+
+
+def _train_reader_parser(commands) -> None:
+    from dataclasses import MISSING, fields
+
+    from qa.reader_training import TrainConfig
+
+    parser = commands.add_parser(
+        "train-reader", help="train the extractive reader on SQuAD-format JSON (resumable)",
+        description="Fine-tune a span reader from the packaged MiniLM (or --base FOLDER). "
+        "Re-running with the same --out resumes from its last checkpoint.")
+    parser.add_argument("train", nargs="+", metavar="SQUAD_JSON",
+                        help="training files (SQuAD v1/v2 JSON, optionally .gz)")
+    for f in fields(TrainConfig):
+        if f.name == "train":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "dev":
+            parser.add_argument(flag, nargs="+", metavar="SQUAD_JSON",
+                                help="extra dev files scored after every checkpoint")
+        elif f.type == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                help=f"(default: {f.default})")
+        else:
+            kind = {"int": int, "float": float}.get(f.type, str)
+            default = None if f.default is MISSING else f.default
+            parser.add_argument(flag, type=kind, default=None,
+                                help=f"(default: {default})")
+    parser.set_defaults(run=cmd_train_reader)
+    parser.set_defaults(out=TrainConfig.out)
 
 
 def _k(value: str) -> int:
@@ -181,12 +236,6 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", parents=[common], help="describe the index")
     info.set_defaults(run=cmd_info)
 
-    reanalyse = commands.add_parser(
-        "reanalyse", parents=[common],
-        help="analyse again the articles an older ArticleQA analysed (from the stored text)")
-    reanalyse.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    reanalyse.set_defaults(run=cmd_reanalyse)
-
     remove = commands.add_parser("remove", parents=[common], help="remove articles")
     remove.add_argument("ids", nargs="+", metavar="ID", help="article id or source")
     remove.set_defaults(run=cmd_remove)
@@ -208,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="ask only the first N questions (or conversations)")
     evaluation.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     evaluation.set_defaults(run=cmd_eval)
+    _train_reader_parser(commands)
+    _calibrate_reader_parser(commands)
     # Commands from other packages (e.g. `chat` from ui/), without qa importing them.
     for entry in entry_points(group="articleqa.commands"):
         entry.load()(commands, common, answering)

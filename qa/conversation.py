@@ -19,13 +19,10 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from spacy.lang.en.stop_words import STOP_WORDS
-
-from qa.analysis import REPORTING_VERBS
 from qa.chunking import split_sentences
 from qa.datasets import Dialogue
 from qa.metrics import contains_answer, exact_match
-from qa.reading import content_words
+from qa.words import REPORTING_VERBS, STOP_WORDS, content_words
 
 PERSON_PRONOUNS = {"he", "him", "she", "his", "hers", "her", "himself", "herself"}
 POSSESSIVE = {"his", "hers"}

@@ -30,6 +30,7 @@ class Query:
     relevant: dict[str, int] = field(default_factory=dict)  # article source -> grade
     answerable: bool = True
     resolved_keywords: list[str] = field(default_factory=list)  # words its resolved form must hold
+    context: str | None = None  # the paragraph it was written about (SQuAD), for the reader alone
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ def load_squad(path: Path) -> Dataset:
                     answers = list(dict.fromkeys(a["text"] for a in qa.get("answers", [])))
                     impossible = bool(qa.get("is_impossible")) or not answers
                     queries.append(Query(qa["id"], qa["question"], [] if impossible else answers,
-                                         {} if impossible else {source: 1}, not impossible))
+                                         {} if impossible else {source: 1}, not impossible,
+                                         context=paragraph["context"]))
         except (KeyError, TypeError) as exc:
             raise DatasetError(f"{path}: SQuAD entry is missing {exc}") from exc
     return Dataset(path.stem, articles, queries)

@@ -1,7 +1,8 @@
 """Batch evaluation: a dataset and some configurations in, metrics, plots and reports out.
 
 Every question is asked against the whole index (open-domain), as a user would ask it; a
-conversation's follow-ups are resolved against its earlier turns first, as the chat does.
+conversation's follow-ups are resolved against its earlier turns first, as the chat does. The
+``gold-paragraph`` configuration measures the reader alone, on each SQuAD question's paragraph.
 Indexes are kept in a cache folder and reused: re-adding unchanged articles is a no-op, so a
 second run costs only the questions.
 """
@@ -21,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from embeddings import Encoder
-from qa.api import ArticleQA
+from qa.api import Answer, ArticleQA, Passage
 from qa.chunking import ChunkSettings
 from qa.conversation import evaluate_conversations
 from qa.datasets import Dataset, Query
@@ -36,7 +37,9 @@ from qa.metrics import (
     reciprocal_rank,
 )
 from qa.optional_models import ExtractiveReader, Reranker
+from qa.reader import Reader
 
+GOLD_PARAGRAPH = "gold-paragraph"
 CONFIGS: dict[str, dict] = {  # ArticleQA options; configs with equal index options share one
     "hybrid": {"retrieval": "hybrid"},  # the default: dense + BM25, reciprocal rank fusion
     "hybrid-weighted": {"retrieval": "hybrid-weighted"},
@@ -47,8 +50,10 @@ CONFIGS: dict[str, dict] = {  # ArticleQA options; configs with equal index opti
     "dense-whole-doc": {"retrieval": "dense",
                         "chunking": ChunkSettings(target_tokens=254, overlap_sentences=0,
                                                   max_chunks=1)},
+    # The reader alone, on each question's own paragraph (SQuAD data): no retrieval
+    GOLD_PARAGRAPH: {},
 }
-INDEX_OPTIONS = ("embed_title", "chunking", "analysis")
+INDEX_OPTIONS = ("embed_title", "chunking")
 HIT_KS = (1, 3, 5, 10)
 RANK_DEPTH = 100  # documents ranked per question (Recall@100)
 PASSAGE_DEPTH = 300  # passages fetched to find RANK_DEPTH distinct documents
@@ -66,33 +71,59 @@ class Run:
 
 def _ask(kb: ArticleQA, query: Query) -> dict:
     started = time.perf_counter()
-    answer = kb.ask(query.question, k=ANSWER_K)
+    if query.answers or not query.answerable:
+        answer = kb.ask(query.question, k=ANSWER_K)
+    else:  # retrieval-only data (BEIR): nothing for the reader to be scored on
+        passages, timings = kb.search(query.question, k=ANSWER_K)
+        answer = Answer(query.question, None, 0.0, passages, timings)
     total = 1000 * (time.perf_counter() - started)
     ranked, _ = kb.search(query.question, k=PASSAGE_DEPTH)
     documents = list(dict.fromkeys(p.source for p in ranked))[:RANK_DEPTH]
-    answer_hits = [contains_answer(p.text, query.answers) for p in answer.passages]
     return {
-        "id": query.id, "question": query.question, "answers": query.answers,
-        "answerable": query.answerable, "prediction": answer.text,
-        "confidence": answer.confidence,
-        "em": exact_match(answer.text, query.answers if query.answerable else []),
-        "f1": f1_score(answer.text, query.answers if query.answerable else []),
-        "candidate_rank": next((i for i, (text, _) in enumerate(answer.candidates, 1)
-                                if exact_match(text, query.answers)), None),
-        "candidates": len(answer.candidates),
-        "best_candidate": answer.candidates[0][0] if answer.candidates else None,
+        **_answer_row(query, answer.text, answer.confidence, answer.candidates,
+                      [p.text for p in answer.passages]),
         "relevant": query.relevant, "ranked_documents": documents[:10],
         "first_relevant_rank": next((i for i, d in enumerate(documents, 1)
                                      if query.relevant.get(d, 0) > 0), None),
-        "answer_hit_rank": next((i for i, hit in enumerate(answer_hits, 1) if hit), None),
         "ndcg@10": ndcg_at_k(documents, query.relevant, 10) if query.relevant else None,
         "recall@100": recall_at_k(documents, query.relevant, 100) if query.relevant else None,
         "mrr@10": reciprocal_rank(documents, query.relevant, 10) if query.relevant else None,
         "article_hits": [query.relevant.get(d, 0) > 0 for d in documents[:10]],
-        "passage_answer_hits": answer_hits,
         "passages": [{"rank": p.rank, "score": p.score, "source": p.source,
                       "text": p.text[:300]} for p in answer.passages[:3]],
         "ms": {**{k: round(v, 3) for k, v in answer.timings.items()}, "total": round(total, 3)},
+    }
+
+
+def _read_gold(reader: Reader, query: Query) -> dict:
+    """The reader alone on the question's own paragraph: what it does when retrieval is right."""
+    if query.context is None:
+        raise ValueError(f"{GOLD_PARAGRAPH} needs SQuAD data (questions with their paragraph)")
+    gold = Passage(1, 1.0, query.context, "gold", "", "gold", 0, len(query.context))
+    started = time.perf_counter()
+    reading = reader.read(query.question, [gold])
+    ms = round(1000 * (time.perf_counter() - started), 3)
+    return {**_answer_row(query, reading.text, reading.confidence, reading.candidates,
+                          [query.context]),
+            "relevant": {}, "ranked_documents": [], "first_relevant_rank": None,
+            "ndcg@10": None, "recall@100": None, "mrr@10": None, "article_hits": [],
+            "passages": [], "ms": {"read": ms, "total": ms}}
+
+
+def _answer_row(query: Query, text: str | None, confidence: float,
+                candidates: Sequence[tuple[str, float]], passages: Sequence[str]) -> dict:
+    answer_hits = [contains_answer(p, query.answers) for p in passages]
+    golds = query.answers if query.answerable else []
+    return {
+        "id": query.id, "question": query.question, "answers": query.answers,
+        "answerable": query.answerable, "prediction": text, "confidence": confidence,
+        "em": exact_match(text, golds), "f1": f1_score(text, golds),
+        "candidate_rank": next((i for i, (span, _) in enumerate(candidates, 1)
+                                if exact_match(span, query.answers)), None),
+        "candidates": len(candidates),
+        "best_candidate": candidates[0][0] if candidates else None,
+        "answer_hit_rank": next((i for i, hit in enumerate(answer_hits, 1) if hit), None),
+        "passage_answer_hits": answer_hits,
     }
 
 
@@ -168,8 +199,6 @@ def open_index(dataset: Dataset, config: str, cache: Path, encoder: Encoder,
     """The dataset's index for this configuration (built, or reused from the cache) and what
     building it cost; ``answering`` (reranker, qa_model) goes to `ArticleQA` as it is."""
     options = dict(CONFIGS[config])
-    if not dataset.dialogues and not any(q.answers for q in dataset.queries):
-        options["analysis"] = False  # retrieval-only data (BEIR): no reader, no spaCy pass
     kb = ArticleQA(cache / dataset.name / _index_key(options), encoder=encoder, **options,
                    **answering)
     started = time.perf_counter()
@@ -193,8 +222,10 @@ def run_config(dataset: Dataset, config: str, cache: Path, encoder: Encoder,
         result = evaluate_conversations(kb, dataset.dialogues[:limit], k=CONVERSATION_K)
         metrics, rows = result["metrics"], result["rows"]
     else:
-        rows = [_ask(kb, q) for q in tqdm(dataset.queries[:limit], unit=" question",
-                                          desc=f"Asking ({config})", disable=not progress)]
+        ask = (lambda q: _read_gold(kb.reader, q)) if config == GOLD_PARAGRAPH else (
+            lambda q: _ask(kb, q))
+        rows = [ask(q) for q in tqdm(dataset.queries[:limit], unit=" question",
+                                     desc=f"Asking ({config})", disable=not progress)]
         metrics = summarise(rows)
     kb.close()
     metrics["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -29,7 +29,6 @@ class Manifest:
     dimension: int
     chunking: dict
     passage_format: str = TITLE_AND_TEXT
-    analysis: bool = True
     schema_version: int = SCHEMA_VERSION
 
     def write(self, folder: Path) -> None:
@@ -43,7 +42,9 @@ class Manifest:
         if not path.exists():
             return None
         try:
-            return cls(**json.loads(path.read_text()))
+            fields = json.loads(path.read_text())
+            fields.pop("analysis", None)  # schema v2/v3: the old reader's spaCy pass
+            return cls(**fields)
         except (json.JSONDecodeError, TypeError) as exc:
             raise IndexMismatch(
                 f"{path} is not an ArticleQA manifest ({exc}); point --index at another "
@@ -65,10 +66,9 @@ class Manifest:
                 f"not {wanted.model!r} (sha256 {wanted.model_sha256}). Open it with "
                 f"--model {self.model!r}, or {rebuild}."
             )
-        built = (self.chunking, self.passage_format, self.analysis)
-        if built != (wanted.chunking, wanted.passage_format, wanted.analysis):
+        if (self.chunking, self.passage_format) != (wanted.chunking, wanted.passage_format):
             raise IndexMismatch(
-                f"{folder} was chunked with {self.chunking}, passages {self.passage_format!r}, "
-                f"analysis {self.analysis}; not {wanted.chunking}, {wanted.passage_format!r}, "
-                f"{wanted.analysis}: open it without index options, or {rebuild}."
+                f"{folder} was chunked with {self.chunking}, passages {self.passage_format!r}; "
+                f"not {wanted.chunking}, {wanted.passage_format!r}: open it without index "
+                f"options, or {rebuild}."
             )

@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-from qa.reading import Reading
+from qa.reader import Reading
 
 if TYPE_CHECKING:
     from qa.api import Passage
 
 MAX_ANSWER_TOKENS = 30  # the longest answer span the QA model may pick
+EXTRACTIVE_THRESHOLD = 0.3  # span probability below which an extractive-QA model abstains
 T = TypeVar("T")
 
 
@@ -61,9 +62,11 @@ class Reranker:
 
 class ExtractiveReader:
     """A transformers extractive-QA model (start/end heads, SQuAD-style) as the reader: the
-    answer is the most probable span over the passages, its confidence that probability."""
+    answer is the most probable span over the passages, its confidence that probability.
+    Implements `qa.reader.Reader`."""
 
-    def __init__(self, name_or_path: str, max_length: int = 384):
+    def __init__(self, name_or_path: str, threshold: float | None = None,
+                 max_length: int = 384):
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
         self.name = name_or_path
@@ -73,8 +76,9 @@ class ExtractiveReader:
             lambda: AutoModelForQuestionAnswering.from_pretrained(name_or_path).eval(),
             name_or_path, "Extractive-QA model")
         self.max_length = max_length
+        self.threshold = EXTRACTIVE_THRESHOLD if threshold is None else threshold
 
-    def read(self, question: str, passages: Sequence[Passage], threshold: float) -> Reading:
+    def read(self, question: str, passages: Sequence[Passage]) -> Reading:
         import torch
 
         if not passages:
@@ -101,7 +105,7 @@ class ExtractiveReader:
         found.sort(reverse=True)
         considered = tuple((passages[i].text[s:e], round(p, 4)) for p, i, s, e in found)
         probability, index, start, end = found[0]
-        if probability < threshold or end <= start:
+        if probability < self.threshold or end <= start:
             return Reading(None, probability, candidates=considered)
         base = passages[index].start
         return Reading(passages[index].text[start:end], probability, index, base + start,

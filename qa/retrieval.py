@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 
 import faiss
 import numpy as np
-from spacy.lang.en.stop_words import STOP_WORDS
 
 from embeddings import VectorIndex
+from qa.words import STOP_WORDS
 
 Hit = tuple[int, float]
 RRF_K = 60

@@ -20,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.analysis import Analysis
 from qa.articles import Article
 from qa.chunking import Chunk
 
-SCHEMA_VERSION = 3
-UPGRADABLE = (2,)  # v2 indexed chunk text alone for BM25; opening it adds the titles in place
+SCHEMA_VERSION = 4
+# Opened in place: v2 indexed chunk text alone for BM25 (the titles are added); v2 and v3 kept
+# an index-time spaCy analysis per article for the old heuristic reader (it is dropped).
+UPGRADABLE = (2, 3)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -51,11 +52,6 @@ CREATE TABLE IF NOT EXISTS chunks (
     vector BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_by_article ON chunks(article_id);
-CREATE TABLE IF NOT EXISTS analyses (
-    article_id TEXT PRIMARY KEY REFERENCES articles(id) ON DELETE CASCADE,
-    spans TEXT NOT NULL,
-    sentence_vectors BLOB NOT NULL
-);
 """
 
 _FULL_TEXT = """
@@ -71,14 +67,16 @@ CREATE TRIGGER IF NOT EXISTS chunks_fts_delete AFTER DELETE ON chunks BEGIN
 END;
 """
 
-_UPGRADE_FROM_V2 = f"""
-BEGIN IMMEDIATE;
+_TITLES_FROM_V2 = f"""
 DROP TRIGGER chunks_fts_insert;
 DROP TRIGGER chunks_fts_delete;
 DROP TABLE chunks_fts;
 {_FULL_TEXT}
 INSERT INTO chunks_fts(rowid, title, text)
     SELECT c.id, a.title, c.text FROM chunks c JOIN articles a ON a.id = c.article_id;
+"""
+_UPGRADE_TO_V4 = f"""
+DROP TABLE IF EXISTS analyses;
 UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version';
 COMMIT;
 """
@@ -135,9 +133,10 @@ class Store:
         self.db.executescript(_FULL_TEXT)
 
     def _upgrade(self) -> None:
-        """Re-index the full text with titles in one transaction; vectors are untouched."""
+        """Bring an older index to this schema in one transaction; vectors are untouched."""
+        titles = _TITLES_FROM_V2 if self.schema_version == 2 else ""
         try:
-            self.db.executescript(_UPGRADE_FROM_V2)
+            self.db.executescript(f"BEGIN IMMEDIATE;\n{titles}{_UPGRADE_TO_V4}")
         except BaseException:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
@@ -162,18 +161,6 @@ class Store:
         return dict(self._rows_by_id(
             "SELECT id, content_hash FROM articles WHERE id IN ({marks})", article_ids))
 
-    def stale_analyses(self, version: int, article_ids: Sequence[str] | None = None
-                       ) -> set[str]:
-        """The articles (of ``article_ids``, or all) whose stored analysis is older than
-        ``version`` (an analysis without one is version 1)."""
-        older = "coalesce(json_extract(spans, '$.version'), 1) < ?"
-        if article_ids is None:
-            return {row[0] for row in self.db.execute(
-                f"SELECT article_id FROM analyses WHERE {older}", (version,))}
-        return {row[0] for row in self._rows_by_id(
-            f"SELECT article_id FROM analyses WHERE article_id IN ({{marks}}) AND {older}",
-            article_ids, version)}
-
     def _rows_by_id(self, sql: str, ids: Sequence[str | int], *params) -> Iterator[tuple]:
         """``sql`` over ``ids`` in parts, each within SQLite's limit on bound variables."""
         for start in range(0, len(ids), 500):
@@ -182,11 +169,9 @@ class Store:
                                        [*part, *params])
 
     def replace_articles(
-        self, batch: Iterable[tuple[Article, list[Chunk], np.ndarray, Analysis | None,
-                                    np.ndarray | None]]
+        self, batch: Iterable[tuple[Article, list[Chunk], np.ndarray]]
     ) -> tuple[list[int], list[int]]:
-        """Insert or replace articles with their chunks, vectors and index-time analysis (for
-        the reader) in one transaction.
+        """Insert or replace articles with their chunks and vectors in one transaction.
 
         Returns (chunk ids removed, chunk ids added) for the vector index to follow.
         """
@@ -194,7 +179,7 @@ class Store:
         added: list[int] = []
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         with self._transaction():
-            for article, chunks, vectors, analysis, sentence_vectors in batch:
+            for article, chunks, vectors in batch:
                 removed += self._delete(article.id)
                 self.db.execute(
                     "INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -210,11 +195,6 @@ class Store:
                          text_hash(chunk.text), np.asarray(vector, np.float32).tobytes()),
                     )
                     added.append(cursor.lastrowid)
-                if analysis is not None:
-                    self.db.execute(
-                        "INSERT INTO analyses VALUES (?, ?, ?)",
-                        (article.id, analysis.to_json(),
-                         np.asarray(sentence_vectors, np.float32).tobytes()))
         return removed, added
 
     def remove_article(self, article_id: str) -> list[int]:
@@ -269,13 +249,6 @@ class Store:
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
         return [r[0] for r in self.db.execute(
             f"SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id{where}", args)]
-
-    def analysis(self, article_id: str, dimension: int) -> tuple[Analysis, np.ndarray] | None:
-        row = self.db.execute("SELECT spans, sentence_vectors FROM analyses WHERE article_id = ?",
-                              (article_id,)).fetchone()
-        if row is None:
-            return None
-        return Analysis.from_json(row[0]), np.frombuffer(row[1], np.float32).reshape(-1, dimension)
 
     def chunk_ids(self) -> np.ndarray:
         return np.fromiter((r[0] for r in self.db.execute("SELECT id FROM chunks")), np.int64)

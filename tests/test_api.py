@@ -10,10 +10,8 @@ from pathlib import Path
 import pytest
 
 from qa import Article, ArticleQA, ChunkSettings, IndexMismatch
-from qa.analysis import ANALYSIS_VERSION
 from qa.articles import source_id
 from qa.manifest import MANIFEST_FILE
-from qa.reading import default_weights
 from tests.conftest import SAMPLES
 
 
@@ -34,10 +32,12 @@ def test_seed_article_answers_with_the_kerry_sentence_first(kb, seed_article):
     assert top.title == "US on Iraq: 'Their fight'" and top.published == "2014-01-05"
     article = kb.article(top.article_id)
     assert article.text[top.start:top.end] == top.text
-    assert answer.text == "John Kerry" and answer.confidence >= default_weights().threshold
-    reader_passage = next(p for p in answer.passages if p.answer_span)
-    begin, end = reader_passage.answer_span
-    assert reader_passage.text[begin:end] == "John Kerry"
+    assert answer.text == "John Kerry" and answer.confidence >= kb.reader.threshold
+    assert [p.rank for p in answer.passages] == [1, 2, 3]
+    begin, end = top.answer_span  # the reader puts the passage it answered from first
+    assert top.text[begin:end] == "John Kerry"
+    assert article.text[top.start + begin:top.start + end] == "John Kerry"
+    assert not any(p.answer_span for p in answer.passages[1:])
     for _, _, text in kb.store.article_chunks(top.article_id):
         assert "Skip to" not in text and "Image: Reuters" not in text and "bk/msh" not in text
 
@@ -195,50 +195,38 @@ def test_schema_v2_index_is_upgraded_in_place_without_re_embedding(tmp_path, enc
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
     (folder / MANIFEST_FILE).write_text(json.dumps({**manifest, "schema_version": 2}))
     kb = ArticleQA(folder, encoder=encoder)
-    assert kb.store.schema_version == 3 and kb.manifest.schema_version == 3
-    assert json.loads((folder / MANIFEST_FILE).read_text())["schema_version"] == 3
+    assert kb.store.schema_version == 4 and kb.manifest.schema_version == 4
+    assert json.loads((folder / MANIFEST_FILE).read_text())["schema_version"] == 4
     assert _vector_ids(kb) == ids
     assert _bm25_titles(kb, "Skarholm") == {"Skarholm ferry cancelled"}
     kb.close()
 
 
-def test_an_article_analysed_by_an_older_analysis_is_analysed_again(tmp_path, encoder):
+def test_an_index_from_the_heuristic_reader_era_opens_and_answers(tmp_path, encoder):
+    """Schema v3 kept a spaCy analysis per article and its manifest said so; the neural
+    reader needs neither, so opening it drops the table and keeps every vector."""
     folder = tmp_path / "index"
     kb = ArticleQA(folder, encoder=encoder)
-    story = _ferry_story(tmp_path)
-    first = kb.add(story, progress=False)
+    kb.add(_ferry_story(tmp_path), progress=False)
+    ids = _vector_ids(kb)
     kb.close()
-    db = sqlite3.connect(folder / "articles.sqlite3")  # as an index built before versions
-    db.execute("UPDATE analyses SET spans = json_remove(spans, '$.version')")
-    db.commit()
-    db.close()
-    kb = ArticleQA(folder, encoder=encoder)
-    ids = [source_id(source) for source in first.added]
-    assert kb.stale_articles() == ids and kb.info()["stale_analyses"] == 1
-    again = kb.add(story, progress=False)
-    assert again.updated == first.added and again.unchanged == [] and len(first.added) == 1
-    assert kb.store.stale_analyses(ANALYSIS_VERSION, ids) == set() == set(kb.stale_articles())
-    assert kb.add(story, progress=False).unchanged == first.added
-    kb.close()
-
-
-def test_reanalyse_refreshes_stale_articles_from_the_stored_text(tmp_path, encoder):
-    folder = tmp_path / "index"
-    kb = ArticleQA(folder, encoder=encoder)
-    first = kb.add(_ferry_story(tmp_path), progress=False)
-    question = "Why was the night crossing called off?"
-    before = kb.ask(question).to_dict()
     db = sqlite3.connect(folder / "articles.sqlite3")
-    db.execute("UPDATE analyses SET spans = json_remove(spans, '$.version', '$.tokens')")
-    db.commit()
+    db.executescript("""
+        CREATE TABLE analyses (article_id TEXT PRIMARY KEY, spans TEXT NOT NULL,
+                               sentence_vectors BLOB NOT NULL);
+        INSERT INTO analyses SELECT id, '{}', x'00' FROM articles;
+        UPDATE meta SET value = '3' WHERE key = 'schema_version';""")
     db.close()
-    (tmp_path / "ferry.jsonl").unlink()  # the source file is gone: the stored text is enough
-    assert kb.stale_articles() == [source_id(s) for s in first.added]
-    report = kb.reanalyse(progress=False)
-    assert report.updated == first.added and report.ok and kb.stale_articles() == []
-    assert kb.store.analysis(source_id(first.added[0]), kb.manifest.dimension)[0].tokens
-    assert kb.ask(question).to_dict() == before
-    assert kb.reanalyse(progress=False).updated == []
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    (folder / MANIFEST_FILE).write_text(json.dumps({**manifest, "schema_version": 3,
+                                                    "analysis": True}))
+    kb = ArticleQA(folder, encoder=encoder)
+    assert kb.store.schema_version == 4 and _vector_ids(kb) == ids
+    assert "analysis" not in json.loads((folder / MANIFEST_FILE).read_text())
+    tables = {r[0] for r in kb.store.db.execute("SELECT name FROM sqlite_master")}
+    assert "analyses" not in tables
+    answer = kb.ask("Why was the night crossing called off?")
+    assert answer.text and "storm" in answer.text
     kb.close()
 
 
@@ -262,7 +250,7 @@ def test_bad_questions_get_clear_errors(kb, question, k, message):
 def test_unanswerable_question_gets_no_answer_but_passages(kb, seed_article):
     kb.add(seed_article, progress=False)
     answer = kb.ask("How much military aid did the US send to Iraq in 2013?")
-    assert answer.text is None and answer.confidence < default_weights().threshold
+    assert answer.text is None and answer.confidence < kb.reader.threshold
     assert answer.passages
 
 

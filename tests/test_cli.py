@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 
@@ -68,24 +67,6 @@ def test_ask_and_remove_in_process(tmp_path, capsys):
     assert main(["remove", article["id"], "nope", "--index", index]) == 1
     out = capsys.readouterr().out
     assert f"removed  {article['id']}" in out and "not found  nope" in out
-
-
-def test_stale_analyses_are_announced_and_reanalyse_refreshes_them(tmp_path, capsys):
-    index = tmp_path / "idx"
-    assert main(["index", str(SAMPLES / "rail-strike.md"), "--index", str(index), "-q"]) == 0
-    db = sqlite3.connect(index / "articles.sqlite3")  # as an older ArticleQA left it
-    db.execute("UPDATE analyses SET spans = json_remove(spans, '$.version')")
-    db.commit()
-    db.close()
-    capsys.readouterr()
-    assert main(["ask", "Who called the strike?", "--index", str(index)]) == 0
-    assert "1 article(s)" in capsys.readouterr().err
-    assert main(["reanalyse", "--index", str(index), "-q"]) == 0
-    captured = capsys.readouterr()
-    assert "0 added, 1 updated" in captured.out and captured.err == ""
-    assert main(["info", "--index", str(index), "--json"]) == 0
-    captured = capsys.readouterr()
-    assert json.loads(captured.out)["stale_analyses"] == 0 and captured.err == ""
 
 
 def test_empty_question_exits_two_with_a_message(tmp_path, capsys):

@@ -137,6 +137,18 @@ def test_cli_eval_on_squad_and_beir(tmp_path, capsys):
     assert "| ndcg@10 | 1.000 |" in report and "| em |" not in report  # retrieval-only data
 
 
+def test_gold_paragraph_config_scores_the_reader_alone(tmp_path, capsys):
+    squad = tmp_path / "tiny-squad.json"
+    squad.write_text(json.dumps(SQUAD))
+    assert main(["eval", str(squad), "--config", "gold-paragraph", "--out", str(tmp_path / "r"),
+                 "--cache", str(tmp_path / "c"), "-q", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)["gold-paragraph"]["metrics"]
+    assert metrics["em_answerable"] == 1.0 and metrics["answer_hit@1"] == 1.0
+    assert metrics["ndcg@10"] is None and metrics["latency_ms_read"]["p50"] > 0
+    rows = [json.loads(line) for line in (tmp_path / "r" / "per_question.jsonl").open()]
+    assert {r["prediction"] for r in rows} >= {"Ada Fenwick", "May 1996"}
+
+
 def test_unknown_config_is_refused(tmp_path, capsys):
     assert main(["eval", str(SAMPLES.parent / "questions.jsonl"), "--corpus", str(SAMPLES),
                  "--config", "magic", "--out", str(tmp_path)]) == 2

@@ -1,0 +1,144 @@
+"""Readers: the question and its top passages in, the answer span (or "no answer") out.
+
+``Reader`` is the one contract every reader implements: the built-in ``NeuralReader`` (our own
+span model, trained by `articleqa train-reader`, shipped in ``qa/models/reader/``) and a
+user-supplied transformers QA model (``qa.optional_models.ExtractiveReader``).
+
+The neural reader reads every passage in one batched forward pass, takes the best span over
+all of them, and turns its margin over the no-answer score into a calibrated confidence that
+the span is exactly right (fitted on SQuAD 2.0 folds held out by article); below its threshold
+it abstains. The passage holding the answer goes first (the reader as re-ranker), and a pronoun
+answer inside a quote's sentence ("he said") becomes the speaker the passage names.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from qa.api import Passage
+    from qa.span_model import SpanScore
+
+MODEL_FOLDER = Path(__file__).with_name("models") / "reader"
+WINDOW_TOKENS = 192  # a passage (<= 160 word pieces) and its question fit one window
+WINDOW_STRIDE = 64
+SPEAKER_PRONOUNS = {"he", "she", "they", "him", "her", "them", "i", "we"}
+_NAME = re.compile(r"\b[A-Z][\w'’-]*(?:[ \t]+(?:[A-Z][\w'’-]*|de|van|von|al|bin))*")
+_REPORTING = re.compile(r"\b(?:said|says|told|added|argued|warned|insisted|explained|noted|"
+                        r"stressed|claimed|asked|replied|declared|announced)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Reading:
+    text: str | None  # None: no answer
+    confidence: float  # estimated probability that the span is exactly right
+    passage: int | None = None  # index into the passages given
+    start: int = 0  # offsets in the article text
+    end: int = 0
+    candidates: tuple[tuple[str, float], ...] = ()  # best span of each passage, best first
+
+
+class Reader(Protocol):
+    """Question + ranked passages -> answer span with article offsets and confidence."""
+
+    threshold: float
+
+    def read(self, question: str, passages: Sequence[Passage]) -> Reading: ...
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """confidence = sigmoid(slope * margin + bias); answer when confidence >= threshold."""
+
+    slope: float = 1.0
+    bias: float = 0.0
+    threshold: float = 0.5
+
+    def confidence(self, margin: float) -> float:
+        return 1.0 / (1.0 + math.exp(-(self.slope * margin + self.bias)))
+
+
+def _quantized(model):
+    """int8 dynamic quantisation of the Linear layers: about twice as fast on a CPU at the
+    same EM (measured in docs/BENCHMARKS.md)."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch marks quantize_dynamic deprecated
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+@lru_cache(maxsize=2)
+def _load(folder: str, quantize: bool):
+    """Model, tokenizer and card, once per process."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from qa.span_model import load_weights
+
+    hf_logging.set_verbosity_error()
+    model, base, card = load_weights(Path(folder))
+    return (_quantized(model) if quantize else model), AutoTokenizer.from_pretrained(base), card
+
+
+class NeuralReader:
+    """Our trained span reader (``folder``: a `train-reader` output, default the shipped one)."""
+
+    def __init__(self, folder: str | Path | None = None, threshold: float | None = None,
+                 quantize: bool = True):
+        self.folder = Path(folder or MODEL_FOLDER)
+        self.model, self.tokenizer, card = _load(str(self.folder), quantize)
+        self.calibration = Calibration(**card.get("calibration", {}))
+        self.threshold = self.calibration.threshold if threshold is None else threshold
+        self.name = f"neural reader ({self.folder.name})"
+
+    def spans(self, question: str, passages: Sequence[Passage]) -> list[tuple[int, SpanScore]]:
+        """(passage index, its best span) for every passage with text, best span first."""
+        from qa.span_model import score_spans
+
+        found = score_spans(self.model, self.tokenizer, question, [p.text for p in passages],
+                            WINDOW_TOKENS, WINDOW_STRIDE)
+        return sorted(((i, s) for i, s in enumerate(found) if s is not None),
+                      key=lambda pair: -pair[1].score)
+
+    def read(self, question: str, passages: Sequence[Passage]) -> Reading:
+        found = self.spans(question, passages)
+        if not found:
+            return Reading(None, 0.0)
+        considered = tuple((passages[i].text[s.start:s.end],
+                            round(self.calibration.confidence(s.margin), 4)) for i, s in found)
+        index, span = found[0]
+        confidence = self.calibration.confidence(span.margin)
+        if confidence < self.threshold or span.end <= span.start:
+            return Reading(None, confidence, candidates=considered)
+        passage = passages[index]
+        start, end = speaker_for_pronoun(passage.text, span.start, span.end)
+        return Reading(passage.text[start:end], confidence, index, passage.start + start,
+                       passage.start + end, considered)
+
+
+def speaker_for_pronoun(text: str, start: int, end: int) -> tuple[int, int]:
+    """A pronoun answer ("he") in a sentence that reports speech becomes the nearest name
+    before it in ``text`` (the speaker the passage introduced); any other span stays."""
+    if text[start:end].lower() not in SPEAKER_PRONOUNS:
+        return start, end
+    before = text.rfind(". ", 0, start)
+    sentence_start = 0 if before < 0 else before + 2
+    sentence_end = text.find(". ", end)
+    sentence = text[sentence_start:len(text) if sentence_end < 0 else sentence_end]
+    if not _REPORTING.search(sentence):
+        return start, end
+    names = [m for m in _NAME.finditer(text, 0, start)
+             if m.start() != sentence_start and " " in m.group()]
+    if not names:
+        return start, end
+    return names[-1].start(), names[-1].end()

@@ -1,0 +1,128 @@
+"""When the reader should say "no answer": its confidence, fitted on SQuAD 2.0 questions.
+
+Each question is asked as a user would (retrieval over all the data set's articles, the reader
+over the top passages), answerable or not. A logistic curve maps the best span's margin over
+the no-answer score to the probability that the span is exactly right; the threshold is the
+highest confidence that still keeps ``keep`` (90%) of the exact answers. Folds held out by
+article say what that does on articles the fit never saw; the final fit uses every question.
+Never fit on the data sets that are reported (XQuAD, the seed questions).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from qa.metrics import exact_match
+from qa.reader import Calibration, NeuralReader
+
+KEEP = 0.9  # share of the exact answers the threshold may give up at most 10% of
+
+
+@dataclass
+class Asked:
+    group: str  # the article (folds never split one)
+    answerable: bool
+    margin: float  # best span score minus its no-answer score; -inf: nothing to read
+    exact: bool  # the best span matches a gold answer
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> tuple[float, float]:
+    """(slope, bias) of P(y | x) = sigmoid(slope x + bias), by Newton's method."""
+    design = np.stack([x, np.ones_like(x)], 1)
+    w = np.zeros(2)
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-(design @ w)))
+        grad = design.T @ (p - y) + l2 * w
+        hess = (design * (p * (1 - p))[:, None]).T @ design + l2 * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return float(w[0]), float(w[1])
+
+
+def fit(asked: Sequence[Asked], keep: float = KEEP) -> Calibration:
+    x = np.array([a.margin for a in asked])
+    y = np.array([a.exact for a in asked], float)
+    slope, bias = fit_logistic(x, y)
+    calibration = Calibration(slope, bias, 0.0)
+    right = sorted((calibration.confidence(a.margin) for a in asked if a.exact), reverse=True)
+    if not right:
+        return calibration
+    kept = right[max(0, int(np.ceil(keep * len(right))) - 1)]  # the keep-th best right answer
+    return Calibration(slope, bias, round(kept - 1e-6, 6))
+
+
+def outcome(asked: Sequence[Asked], calibration: Calibration) -> dict[str, float]:
+    """No-answer recall and the share of exact answers kept, at the calibration's threshold."""
+    answered = [calibration.confidence(a.margin) >= calibration.threshold for a in asked]
+    unanswerable = [ans for a, ans in zip(asked, answered, strict=True) if not a.answerable]
+    exact = [ans for a, ans in zip(asked, answered, strict=True) if a.exact]
+    return {"no_answer_recall": float(np.mean([not a for a in unanswerable])),
+            "exact_kept": float(np.mean(exact)),
+            "em_answerable": float(np.mean([a.exact and ans for a, ans in
+                                            zip(asked, answered, strict=True) if a.answerable]))}
+
+
+def cross_validate(asked: Sequence[Asked], folds: int = 5, keep: float = KEEP) -> dict:
+    groups = sorted({a.group for a in asked})
+    fold_of = {g: i % folds for i, g in enumerate(np.random.default_rng(0).permutation(groups))}
+    results = []
+    for fold in range(folds):
+        train = [a for a in asked if fold_of[a.group] != fold]
+        test = [a for a in asked if fold_of[a.group] == fold]
+        results.append(outcome(test, fit(train, keep)))
+    return {key: round(float(np.mean([r[key] for r in results])), 4) for key in results[0]}
+
+
+def ask_all(dataset_path: Path, reader: NeuralReader, cache: Path, progress: bool = True
+            ) -> list[Asked]:
+    from embeddings import Encoder
+    from qa.api import READ_PASSAGES
+    from qa.datasets import load_dataset
+    from qa.evaluation import ANSWER_K, open_index
+
+    dataset = load_dataset(dataset_path)
+    kb, _ = open_index(dataset, "hybrid", cache, Encoder(), progress=progress)
+    article_of = {}
+    for article in dataset.articles:
+        for paragraph in article.text.split("\n\n"):
+            article_of[paragraph] = article.source
+    asked = []
+    for query in tqdm(dataset.queries, desc="Asking", unit=" question", disable=not progress):
+        passages, _ = kb.search(query.question, k=ANSWER_K)
+        found = reader.spans(query.question, passages[:READ_PASSAGES])
+        if found:
+            index, span = found[0]
+            text = passages[index].text[span.start:span.end]
+            asked.append(Asked(article_of.get(query.context, query.id), query.answerable,
+                               span.margin, bool(exact_match(text, query.answers))
+                               and query.answerable))
+        else:
+            asked.append(Asked(article_of.get(query.context, query.id), query.answerable,
+                               -1e3, False))
+    kb.close()
+    return asked
+
+
+def calibrate(dataset_path: Path, folder: Path, cache: Path, folds: int = 5,
+              keep: float = KEEP, progress: bool = True) -> dict:
+    """Fit the calibration of the reader in ``folder`` and record it in its card."""
+    reader = NeuralReader(folder)
+    asked = ask_all(dataset_path, reader, cache, progress)
+    held_out = cross_validate(asked, folds, keep)
+    calibration = fit(asked, keep)
+    card_path = folder / "reader.json"
+    card = json.loads(card_path.read_text())
+    card["calibration"] = asdict(calibration)
+    card["calibration_fit"] = {"data": dataset_path.name, "questions": len(asked),
+                               "keep": keep, "folds": folds, "held_out": held_out,
+                               "all": outcome(asked, calibration)}
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    return card["calibration_fit"] | {"calibration": asdict(calibration)}

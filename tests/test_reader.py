@@ -1,0 +1,108 @@
+"""The shipped neural reader: spans with exact offsets, abstention, re-ranking, its weights."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from qa.api import Passage
+from qa.reader import MODEL_FOLDER, NeuralReader, speaker_for_pronoun
+from qa.span_model import CARD_FILE, ReaderWeightsError, load_weights
+
+STORY = (
+    "Flood crews in Norrbridge moved 320 households out of Eastmill on Monday. "
+    "The rescue was led by Ingrid Halvorsen, the mayor, who called it the longest night in "
+    "a decade. \"We have never seen the river move this fast,\" said Lukas Brandvold, the "
+    "station commander. \"Six boats were out all night,\" he added. Water reached the cities "
+    "of Ostby and Lund by Tuesday, a spokesman for the Wend Water Authority said. "
+    "Marta Lindqvist was elected chair of the flood board on Friday, unseating Olaf Berg."
+)
+OTHER = ("The Castmere Rovers beat Holt Athletic 2-1 in the Northern Shield final on Saturday, "
+         "with a late header from Dario Okonkwo.")
+
+
+@pytest.fixture(scope="module")
+def reader() -> NeuralReader:
+    return NeuralReader()
+
+
+def _passage(text: str, start: int = 0, rank: int = 1) -> Passage:
+    return Passage(rank, 0.5, text, "a1", "Flood", "flood.txt", start, start + len(text))
+
+
+@pytest.mark.parametrize("question, answer", [
+    ("Who led the rescue?", "Ingrid Halvorsen"),
+    ("How many households were moved out of Eastmill?", "320"),
+    ("Who was elected chair of the flood board?", "Marta Lindqvist"),
+    ("Which cities did the water reach?", "Ostby and Lund"),
+])
+def test_reader_finds_the_answer_with_article_offsets(reader, question, answer):
+    article = "Earlier text of the article.\n\n" + STORY
+    start = article.index(STORY)
+    reading = NeuralReader(threshold=0.0).read(question, [_passage(STORY, start)])
+    assert reading.text == answer and reading.passage == 0
+    assert article[reading.start:reading.end] == answer
+    assert 0.0 < reading.confidence < 1.0 and reading.candidates[0][0] == answer
+
+
+def test_the_passage_holding_the_answer_wins_over_a_better_ranked_one(reader):
+    passages = [_passage(OTHER, rank=1), _passage(STORY, rank=2)]
+    reading = NeuralReader(threshold=0.0).read("Who led the rescue in Norrbridge?", passages)
+    assert reading.passage == 1 and reading.text == "Ingrid Halvorsen"
+
+
+def test_the_reader_abstains_where_the_passage_is_silent(reader):
+    reading = reader.read("Who won the chess championship in Oslo?", [_passage(STORY)])
+    assert reading.text is None and reading.passage is None
+    assert reading.confidence < reader.threshold and reading.candidates
+
+
+def test_threshold_one_never_answers():
+    reading = NeuralReader(threshold=1.0).read("Who led the rescue?", [_passage(STORY)])
+    assert reading.text is None and reading.candidates
+
+
+def test_a_pronoun_answer_in_reported_speech_becomes_the_named_speaker():
+    text = ('"We have never seen the river move this fast," said Lukas Brandvold, the station '
+            'commander. "Six boats were out all night," he added.')
+    he = text.index("he added")
+    assert text[slice(*speaker_for_pronoun(text, he, he + 2))] == "Lukas Brandvold"
+    plain = "Ingrid Halvorsen arrived. He was tired."
+    pronoun = plain.index("He")
+    assert speaker_for_pronoun(plain, pronoun, pronoun + 2) == (pronoun, pronoun + 2)
+    name = text.index("Lukas")
+    assert speaker_for_pronoun(text, name, name + 15) == (name, name + 15)
+
+
+def test_nothing_to_read_is_no_answer(reader):
+    assert reader.read("Who led the rescue?", []).text is None
+
+
+def test_the_card_records_the_calibration_and_shards_under_16_mib():
+    card = json.loads((MODEL_FOLDER / CARD_FILE).read_text())
+    assert 0.0 < card["calibration"]["threshold"] < 1.0 and card["calibration"]["slope"] > 0
+    sizes = [(MODEL_FOLDER / name).stat().st_size for name in card["shards"]]
+    assert sizes and max(sizes) <= 16 * 2**20 and sum(sizes) <= 50 * 2**20
+    assert (MODEL_FOLDER / "README.md").is_file()  # the model card
+
+
+def test_a_damaged_shard_is_refused_with_what_to_do(tmp_path):
+    folder = tmp_path / "reader"
+    shutil.copytree(MODEL_FOLDER, folder)
+    shard = folder / sorted(json.loads((folder / CARD_FILE).read_text())["shards"])[0]
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(ReaderWeightsError, match="sha256 .* expected .* restore them"):
+        load_weights(folder)
+
+
+def test_missing_weights_are_refused_with_what_to_do(tmp_path):
+    with pytest.raises(ReaderWeightsError, match="reader.json is missing"):
+        load_weights(tmp_path)
+    shutil.copytree(MODEL_FOLDER, tmp_path / "reader")
+    next((tmp_path / "reader").glob("reader-*.safetensors")).unlink()
+    with pytest.raises(ReaderWeightsError, match="is missing; restore it"):
+        load_weights(tmp_path / "reader")
