@@ -8,6 +8,7 @@ is an error rather than silently different vectors.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Sequence
 from functools import lru_cache
@@ -24,7 +25,14 @@ class ModelError(RuntimeError):
     """The model cannot be found, loaded or trusted; the message says what to do."""
 
 
-def sha256_of(path: Path, block: int = 1 << 20) -> str:
+def sha256_of(path: Path) -> str:
+    """The file's sha256, read once per process while the file stays the same."""
+    stat = Path(path).stat()
+    return _sha256(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=16)
+def _sha256(path: str, size: int, mtime_ns: int, block: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(block):
@@ -32,7 +40,6 @@ def sha256_of(path: Path, block: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-@lru_cache(maxsize=8)  # the checksum reads the whole weights file: once per process
 def resolve_model(name: str | None) -> tuple[str, str | None]:
     """Return (load target, weights checksum) for a model name or path.
 
@@ -63,35 +70,80 @@ def resolve_model(name: str | None) -> tuple[str, str | None]:
     return name, None
 
 
+MEAN_POOLED = ["sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling",
+               "sentence_transformers.models.Normalize"]
+
+
+def _mean_pooled(folder: str) -> tuple[int, int] | None:
+    """(max sequence length, dimension) of a local model that is a transformer, mean pooling
+    and normalisation, like all-MiniLM-L6-v2; None for any other model."""
+    path = Path(folder)
+    try:
+        modules = json.loads((path / "modules.json").read_text())
+        pooling = json.loads((path / "1_Pooling" / "config.json").read_text())
+        settings = json.loads((path / "sentence_bert_config.json").read_text())
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    modes = {k for k, v in pooling.items() if k.startswith("pooling_mode") and v}
+    if [m["type"] for m in modules] != MEAN_POOLED or modes != {"pooling_mode_mean_tokens"}:
+        return None
+    return int(settings["max_seq_length"]), int(config["hidden_size"])
+
+
 class Encoder:
-    """A sentence-transformers model: batched, normalised float32 embeddings on the CPU."""
+    """A sentence-transformers model: batched, normalised float32 embeddings on the CPU.
+
+    Questions are embedded without sentence-transformers when the model is a plain mean-pooled
+    transformer (the default is): the same vector from the same weights, but `articleqa ask`
+    need not import and build the batch machinery it never uses. Ingest loads it on first use.
+    """
 
     def __init__(self, model: str | None = None, batch_size: int = 64, device: str = "cpu"):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-        from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        target, self.checksum = resolve_model(model)
+        self.target, self.checksum = resolve_model(model)
         self.name = model or DEFAULT_MODEL
-        try:
-            self.model = SentenceTransformer(target, device=device)
-        except OSError as exc:
-            raise ModelError(
-                f"Cannot load model {self.name!r} offline ({exc}). Pass a local folder with "
-                "--model, or copy the model into the Hugging Face cache from a machine with a "
-                "network."
-            ) from exc
         self.batch_size = batch_size
-        self.dimension = int(self.model.get_embedding_dimension())
-        self.tokenizer = self.model.tokenizer
+        self.device = device
+        self._model = None
+        self._transformer = None
         self._query_cache = lru_cache(maxsize=1024)(self._encode_one)
+        shape = _mean_pooled(self.target)
+        self.light = shape is not None  # questions embedded without sentence-transformers
+        if shape is not None:
+            from transformers import AutoTokenizer
+
+            self.max_seq_length, self.dimension = shape
+            self.tokenizer = AutoTokenizer.from_pretrained(self.target)
+        else:
+            self.max_seq_length = int(self.model.max_seq_length)
+            self.dimension = int(self.model.get_embedding_dimension())
+            self.tokenizer = self.model.tokenizer
+
+    @property
+    def model(self):
+        """The sentence-transformers model (loaded on first use)."""
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            try:
+                self._model = SentenceTransformer(self.target, device=self.device)
+            except OSError as exc:
+                raise ModelError(
+                    f"Cannot load model {self.name!r} offline ({exc}). Pass a local folder "
+                    "with --model, or copy the model into the Hugging Face cache from a machine "
+                    "with a network."
+                ) from exc
+        return self._model
 
     @property
     def max_tokens(self) -> int:
         """Word pieces a text may hold before the model would cut it ([CLS]/[SEP] excluded)."""
-        return int(self.model.max_seq_length) - 2
+        return self.max_seq_length - 2
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         encoded = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
@@ -129,6 +181,20 @@ class Encoder:
         self._query_cache.cache_clear()
 
     def _encode_one(self, text: str) -> np.ndarray:
-        vector = self.encode([text])[0]
+        vector = self._mean_pooled_vector(text) if self.light else self.encode([text])[0]
         vector.flags.writeable = False
         return vector
+
+    def _mean_pooled_vector(self, text: str) -> np.ndarray:
+        import torch
+
+        if self._transformer is None:
+            from transformers import AutoModel
+
+            self._transformer = AutoModel.from_pretrained(self.target).to(self.device).eval()
+        encoded = self.tokenizer(text, truncation=True, max_length=self.max_seq_length,
+                                 return_tensors="pt").to(self.device)
+        with torch.inference_mode():
+            vector = self._transformer(**encoded).last_hidden_state[0].mean(0)
+        vector = torch.nn.functional.normalize(vector, dim=0)
+        return np.ascontiguousarray(vector.cpu().numpy(), dtype=np.float32)

@@ -56,14 +56,23 @@ class Reader(Protocol):
 
 @dataclass(frozen=True)
 class Calibration:
-    """confidence = sigmoid(slope * margin + bias); answer when confidence >= threshold."""
+    """How the reader turns span scores into an answer: the span with the highest score less
+    ``rank_weight`` * ln(retrieval rank) wins (retrieval's ranking as a prior); its confidence
+    is sigmoid(slope * margin + bias); it answers when the confidence reaches ``threshold``."""
 
     slope: float = 1.0
     bias: float = 0.0
     threshold: float = 0.5
+    rank_weight: float = 0.0
 
     def confidence(self, margin: float) -> float:
         return 1.0 / (1.0 + math.exp(-(self.slope * margin + self.bias)))
+
+    def ranked(self, spans: Sequence[SpanScore | None]) -> list[tuple[int, SpanScore]]:
+        """(passage index, span) for every passage with a span, the winner first."""
+        found = [(i, s) for i, s in enumerate(spans) if s is not None]
+        return sorted(found, key=lambda pair: -(pair[1].score
+                                                - self.rank_weight * math.log1p(pair[0])))
 
 
 def _quantized(model):
@@ -101,17 +110,15 @@ class NeuralReader:
         self.threshold = self.calibration.threshold if threshold is None else threshold
         self.name = f"neural reader ({self.folder.name})"
 
-    def spans(self, question: str, passages: Sequence[Passage]) -> list[tuple[int, SpanScore]]:
-        """(passage index, its best span) for every passage with text, best span first."""
+    def spans(self, question: str, passages: Sequence[Passage]) -> list[SpanScore | None]:
+        """Each passage's best span (None for one without text), in one forward pass."""
         from qa.span_model import score_spans
 
-        found = score_spans(self.model, self.tokenizer, question, [p.text for p in passages],
-                            WINDOW_TOKENS, WINDOW_STRIDE)
-        return sorted(((i, s) for i, s in enumerate(found) if s is not None),
-                      key=lambda pair: -pair[1].score)
+        return score_spans(self.model, self.tokenizer, question, [p.text for p in passages],
+                           WINDOW_TOKENS, WINDOW_STRIDE)
 
     def read(self, question: str, passages: Sequence[Passage]) -> Reading:
-        found = self.spans(question, passages)
+        found = self.calibration.ranked(self.spans(question, passages))
         if not found:
             return Reading(None, 0.0)
         considered = tuple((passages[i].text[s.start:s.end],

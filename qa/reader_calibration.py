@@ -20,16 +20,27 @@ from tqdm import tqdm
 
 from qa.metrics import exact_match
 from qa.reader import Calibration, NeuralReader
+from qa.span_model import SpanScore
 
-KEEP = 0.9  # share of the exact answers the threshold may give up at most 10% of
+KEEP = 0.9  # share of the exact answers the threshold keeps (it gives up at most 10%)
+RANK_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 
 
 @dataclass
 class Asked:
     group: str  # the article (folds never split one)
     answerable: bool
-    margin: float  # best span score minus its no-answer score; -inf: nothing to read
-    exact: bool  # the best span matches a gold answer
+    spans: list[tuple[float, float, bool]]  # per passage read, in rank order: the best
+    # span's score, its margin over no answer, whether it matches a gold answer
+
+    def best(self, rank_weight: float) -> tuple[float, bool]:
+        """(margin, exact) of the span the reader answers with at this rank weight."""
+        ranked = Calibration(rank_weight=rank_weight).ranked(
+            [SpanScore(0, 1, score, score - margin) for score, margin, _ in self.spans])
+        if not ranked:
+            return -1e3, False
+        _, _, exact = self.spans[ranked[0][0]]
+        return ranked[0][1].margin, exact
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> tuple[float, float]:
@@ -48,26 +59,35 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> tuple[float,
 
 
 def fit(asked: Sequence[Asked], keep: float = KEEP) -> Calibration:
-    x = np.array([a.margin for a in asked])
-    y = np.array([a.exact for a in asked], float)
+    """The rank weight with the most exact answers, then the confidence curve and the
+    threshold that keeps ``keep`` of them."""
+    weight = max(RANK_WEIGHTS, key=lambda w: (sum(a.best(w)[1] for a in asked), -w))
+    chosen = [a.best(weight) for a in asked]
+    x = np.array([margin for margin, _ in chosen])
+    y = np.array([exact for _, exact in chosen], float)
     slope, bias = fit_logistic(x, y)
-    calibration = Calibration(slope, bias, 0.0)
-    right = sorted((calibration.confidence(a.margin) for a in asked if a.exact), reverse=True)
+    calibration = Calibration(slope, bias, 0.0, weight)
+    right = sorted((calibration.confidence(m) for m, exact in chosen if exact), reverse=True)
     if not right:
         return calibration
     kept = right[max(0, int(np.ceil(keep * len(right))) - 1)]  # the keep-th best right answer
-    return Calibration(slope, bias, round(kept - 1e-6, 6))
+    return Calibration(slope, bias, round(kept - 1e-6, 6), weight)
 
 
 def outcome(asked: Sequence[Asked], calibration: Calibration) -> dict[str, float]:
-    """No-answer recall and the share of exact answers kept, at the calibration's threshold."""
-    answered = [calibration.confidence(a.margin) >= calibration.threshold for a in asked]
-    unanswerable = [ans for a, ans in zip(asked, answered, strict=True) if not a.answerable]
-    exact = [ans for a, ans in zip(asked, answered, strict=True) if a.exact]
-    return {"no_answer_recall": float(np.mean([not a for a in unanswerable])),
-            "exact_kept": float(np.mean(exact)),
-            "em_answerable": float(np.mean([a.exact and ans for a, ans in
-                                            zip(asked, answered, strict=True) if a.answerable]))}
+    """At the calibration's threshold: "no answer" recall, the share of exact answers kept,
+    and EM on the answerable questions (with and without abstaining)."""
+    chosen = [a.best(calibration.rank_weight) for a in asked]
+    answered = [calibration.confidence(m) >= calibration.threshold for m, _ in chosen]
+    rows = list(zip(asked, chosen, answered, strict=True))
+    return {
+        "no_answer_recall": float(np.mean([not ans for a, _, ans in rows if not a.answerable])),
+        "exact_kept": float(np.mean([ans for _, (_, exact), ans in rows if exact])),
+        "em_answerable": float(np.mean([exact and ans for a, (_, exact), ans in rows
+                                        if a.answerable])),
+        "em_answerable_answering_all": float(np.mean([exact for a, (_, exact), _ in rows
+                                                      if a.answerable])),
+    }
 
 
 def cross_validate(asked: Sequence[Asked], folds: int = 5, keep: float = KEEP) -> dict:
@@ -97,16 +117,11 @@ def ask_all(dataset_path: Path, reader: NeuralReader, cache: Path, progress: boo
     asked = []
     for query in tqdm(dataset.queries, desc="Asking", unit=" question", disable=not progress):
         passages, _ = kb.search(query.question, k=ANSWER_K)
-        found = reader.spans(query.question, passages[:READ_PASSAGES])
-        if found:
-            index, span = found[0]
-            text = passages[index].text[span.start:span.end]
-            asked.append(Asked(article_of.get(query.context, query.id), query.answerable,
-                               span.margin, bool(exact_match(text, query.answers))
-                               and query.answerable))
-        else:
-            asked.append(Asked(article_of.get(query.context, query.id), query.answerable,
-                               -1e3, False))
+        passages = passages[:READ_PASSAGES]
+        spans = [(s.score, s.margin, query.answerable and bool(
+                  exact_match(p.text[s.start:s.end], query.answers)))
+                 for p, s in zip(passages, reader.spans(query.question, passages), strict=True)]
+        asked.append(Asked(article_of.get(query.context, query.id), query.answerable, spans))
     kb.close()
     return asked
 
