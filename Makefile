@@ -39,4 +39,5 @@ train-reader: setup
 		--out artifacts/reader-v1 --max-steps 3000 --checkpoint-minutes 12
 
 calibrate-reader: setup
-	$(BIN)/articleqa calibrate-reader $(DATA)/squad2-dev-500/squad2-dev-500.json
+	$(BIN)/articleqa calibrate-reader $(DATA)/squad2-dev-500/squad2-dev-500.json \
+		--exclude $(DATA)/xquad-en/xquad.en.json

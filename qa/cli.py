@@ -134,7 +134,8 @@ def cmd_calibrate_reader(args: argparse.Namespace) -> int:
     from qa.reader_calibration import calibrate
 
     folder = Path(args.reader or MODEL_FOLDER)
-    fit = calibrate(Path(args.dataset), folder, Path(args.cache), args.folds, args.keep,
+    fit = calibrate(Path(args.dataset), folder, Path(args.cache),
+                    [Path(p) for p in args.exclude], args.folds, args.keep,
                     progress=not args.quiet)
     print(json.dumps(fit, indent=2))
     print(f"calibration written to {folder / 'reader.json'}")
@@ -150,6 +151,9 @@ def _calibrate_reader_parser(commands) -> None:
     parser.add_argument("dataset", metavar="SQUAD2_JSON")
     parser.add_argument("--reader", metavar="DIR",
                         help="a train-reader output folder (default: the shipped reader)")
+    parser.add_argument("--exclude", nargs="+", default=[], metavar="DATASET",
+                        help="skip questions about a paragraph of these data sets (the ones "
+                        "you report on, e.g. XQuAD)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--keep", type=float, default=0.9,
                         help="share of exact answers the threshold keeps (default: 0.9)")

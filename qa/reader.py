@@ -49,7 +49,8 @@ class Reading:
 class Reader(Protocol):
     """Question + ranked passages -> answer span with article offsets and confidence."""
 
-    threshold: float
+    name: str  # what reports and the chat call it
+    threshold: float  # confidence below which it answers "no answer"
 
     def read(self, question: str, passages: Sequence[Passage]) -> Reading: ...
 
@@ -95,6 +96,7 @@ def _load(folder: str, quantize: bool):
     from qa.span_model import load_weights
 
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     model, base, card = load_weights(Path(folder))
     return (_quantized(model) if quantize else model), AutoTokenizer.from_pretrained(base), card
 

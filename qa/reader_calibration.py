@@ -101,14 +101,18 @@ def cross_validate(asked: Sequence[Asked], folds: int = 5, keep: float = KEEP) -
     return {key: round(float(np.mean([r[key] for r in results])), 4) for key in results[0]}
 
 
-def ask_all(dataset_path: Path, reader: NeuralReader, cache: Path, progress: bool = True
-            ) -> list[Asked]:
+def ask_all(dataset_path: Path, reader: NeuralReader, cache: Path,
+            exclude: Sequence[Path] = (), progress: bool = True) -> list[Asked]:
+    """Every question of the data set asked over its articles, except those about a paragraph
+    of an ``exclude`` data set (the SQuAD 2.0 sample shares 53 paragraphs with XQuAD)."""
     from embeddings import Encoder
     from qa.api import READ_PASSAGES
     from qa.datasets import load_dataset
     from qa.evaluation import ANSWER_K, open_index
 
     dataset = load_dataset(dataset_path)
+    reported = {paragraph.strip() for path in exclude for article in load_dataset(path).articles
+                for paragraph in article.text.split("\n\n")}
     kb, _ = open_index(dataset, "hybrid", cache, Encoder(), progress=progress)
     article_of = {}
     for article in dataset.articles:
@@ -116,6 +120,8 @@ def ask_all(dataset_path: Path, reader: NeuralReader, cache: Path, progress: boo
             article_of[paragraph] = article.source
     asked = []
     for query in tqdm(dataset.queries, desc="Asking", unit=" question", disable=not progress):
+        if (query.context or "").strip() in reported:
+            continue
         passages, _ = kb.search(query.question, k=ANSWER_K)
         passages = passages[:READ_PASSAGES]
         spans = [(s.score, s.margin, query.answerable and bool(
@@ -126,17 +132,18 @@ def ask_all(dataset_path: Path, reader: NeuralReader, cache: Path, progress: boo
     return asked
 
 
-def calibrate(dataset_path: Path, folder: Path, cache: Path, folds: int = 5,
-              keep: float = KEEP, progress: bool = True) -> dict:
+def calibrate(dataset_path: Path, folder: Path, cache: Path, exclude: Sequence[Path] = (),
+              folds: int = 5, keep: float = KEEP, progress: bool = True) -> dict:
     """Fit the calibration of the reader in ``folder`` and record it in its card."""
     reader = NeuralReader(folder)
-    asked = ask_all(dataset_path, reader, cache, progress)
+    asked = ask_all(dataset_path, reader, cache, exclude, progress)
     held_out = cross_validate(asked, folds, keep)
     calibration = fit(asked, keep)
     card_path = folder / "reader.json"
     card = json.loads(card_path.read_text())
     card["calibration"] = asdict(calibration)
     card["calibration_fit"] = {"data": dataset_path.name, "questions": len(asked),
+                               "excluded_paragraphs_of": [p.name for p in exclude],
                                "keep": keep, "folds": folds, "held_out": held_out,
                                "all": outcome(asked, calibration)}
     card_path.write_text(json.dumps(card, indent=2) + "\n")

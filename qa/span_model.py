@@ -184,7 +184,8 @@ def score_spans(model: SpanModel, tokenizer, question: str, texts: Sequence[str]
     if not texts:
         return []
     encoded = encode(tokenizer, question, texts, max_length, stride)
+    device = next(model.parameters()).device  # a GPU while training there
     with torch.inference_mode():
-        start, end = model(encoded["input_ids"], encoded["attention_mask"],
-                           encoded["token_type_ids"])
-    return best_spans(start.numpy(), end.numpy(), encoded, len(texts))
+        start, end = model(*(encoded[k].to(device)
+                             for k in ("input_ids", "attention_mask", "token_type_ids")))
+    return best_spans(start.cpu().numpy(), end.cpu().numpy(), encoded, len(texts))

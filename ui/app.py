@@ -74,7 +74,6 @@ class ChatBackend:
         self.kb = kb
         self.max_bytes = max_bytes
         self.lock = threading.RLock()
-        kb.reader  # noqa: B018 (load the reader now, not on the first question)
 
     def ask(self, question: str, k: int = DEFAULT_K, sources: Sequence[str] | None = None,
             since: str | None = None, until: str | None = None) -> Answer:

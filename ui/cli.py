@@ -55,6 +55,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         report = kb.add([sample_articles()], progress=False)
         print(f"samples: {len(report.added)} added, {len(report.updated)} updated, "
               f"{len(report.unchanged)} unchanged, {len(report.failed)} failed")
+    print(f"reader: {kb.reader.name}")  # loaded now, not on the first question
     if not _loopback(args.host) and not auth:
         print(f"warning: serving on {args.host} without --auth: anyone who can reach this "
               "machine can read and change the library", file=sys.stderr)
