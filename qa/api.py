@@ -21,8 +21,8 @@ from embeddings import Encoder, VectorIndex
 from qa.articles import MAX_BYTES, Article, Refused, iter_articles, source_id
 from qa.chunking import Chunk, ChunkSettings, chunk_text
 from qa.manifest import TEXT_ONLY, TITLE_AND_TEXT, IndexMismatch, Manifest
-from qa.optional_models import ExtractiveReader, Reranker
-from qa.reader import NeuralReader, Reader
+from qa.optional_models import Reranker
+from qa.reader import NeuralReader, Reader, load_reader
 from qa.retrieval import (
     collapse_copies,
     dense_candidates,
@@ -143,9 +143,10 @@ class ArticleQA:
     ``threshold`` is the reader's confidence below which it answers "no answer" (by default
     the one fitted with the reader's weights).
     ``reranker`` (a CrossEncoder name or folder) re-orders the best passages; ``qa_model`` (a
-    transformers extractive-QA name or folder, or any `Reader`) replaces the built-in neural
-    reader. Both are optional and loaded offline only: a missing one is an error that says how
-    to add it. The reader loads on the first question, so ingest never pays for it.
+    `train-reader` output folder, a transformers extractive-QA name or folder, or any `Reader`)
+    replaces the built-in neural reader. Both are optional and loaded offline only: a missing
+    one is an error that says how to add it. The reader loads on the first question, so ingest
+    never pays for it.
     ``retrieval`` is the default search mode (see `search`).
     ``batch_chunks`` is how many chunks are embedded and committed together: larger batches
     encode a little faster, smaller ones lose less work when an ingest is interrupted.
@@ -168,8 +169,7 @@ class ArticleQA:
         self.batch_chunks = batch_chunks
         self.retrieval = retrieval
         self.reranker = Reranker(reranker) if isinstance(reranker, str) else reranker
-        self._reader = (ExtractiveReader(qa_model, threshold) if isinstance(qa_model, str)
-                        else qa_model)
+        self._reader = load_reader(qa_model, threshold) if isinstance(qa_model, str) else qa_model
         if self._reader is not None and threshold is not None:
             self._reader.threshold = threshold
         self.threshold = threshold

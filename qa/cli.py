@@ -215,8 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="CrossEncoder name or folder to re-order passages (optional, "
                            "offline: it must be on this machine)")
     answering.add_argument("--qa-model", metavar="MODEL",
-                           help="transformers extractive-QA name or folder to read answers "
-                           "with instead of the built-in reader (optional, offline)")
+                           help="read answers with another reader: a train-reader output folder, "
+                           "or a transformers extractive-QA name or folder (offline)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     index = commands.add_parser("index", parents=[common], help="add files, folders or URLs")

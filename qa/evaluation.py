@@ -36,8 +36,8 @@ from qa.metrics import (
     recall_at_k,
     reciprocal_rank,
 )
-from qa.optional_models import ExtractiveReader, Reranker
-from qa.reader import Reader
+from qa.optional_models import Reranker
+from qa.reader import Reader, load_reader
 
 GOLD_PARAGRAPH = "gold-paragraph"
 CONFIGS: dict[str, dict] = {  # ArticleQA options; configs with equal index options share one
@@ -244,7 +244,7 @@ def evaluate(dataset: Dataset, configs: Sequence[str], out: Path, cache: Path,
         raise ValueError(f"unknown config {unknown[0]!r}; choose from {', '.join(CONFIGS)}")
     encoder = encoder or Encoder(model)
     answering = {"reranker": Reranker(reranker) if reranker else None,
-                 "qa_model": ExtractiveReader(qa_model) if qa_model else None}
+                 "qa_model": load_reader(qa_model) if qa_model else None}
     runs = [run_config(dataset, c, cache, encoder, progress, limit, **answering)
             for c in configs]
     write_reports(dataset, runs, out)

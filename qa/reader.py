@@ -28,8 +28,6 @@ if TYPE_CHECKING:
     from qa.span_model import SpanScore
 
 MODEL_FOLDER = Path(__file__).with_name("models") / "reader"
-WINDOW_TOKENS = 192  # a passage (<= 160 word pieces) and its question fit one window
-WINDOW_STRIDE = 64
 SPEAKER_PRONOUNS = {"he", "she", "they", "him", "her", "them", "i", "we"}
 _NAME = re.compile(r"\b[A-Z][\w'’-]*(?:[ \t]+(?:[A-Z][\w'’-]*|de|van|von|al|bin))*")
 _REPORTING = re.compile(r"\b(?:said|says|told|added|argued|warned|insisted|explained|noted|"
@@ -109,6 +107,8 @@ class NeuralReader:
         self.folder = Path(folder or MODEL_FOLDER)
         self.model, self.tokenizer, card = _load(str(self.folder), quantize)
         self.calibration = Calibration(**card.get("calibration", {}))
+        # windows as long as the ones it was trained on read best (measured on tuning data)
+        self.window = card["max_length"], card["training"]["config"]["stride"]
         self.threshold = self.calibration.threshold if threshold is None else threshold
         self.name = f"neural reader ({self.folder.name})"
 
@@ -117,7 +117,7 @@ class NeuralReader:
         from qa.span_model import score_spans
 
         return score_spans(self.model, self.tokenizer, question, [p.text for p in passages],
-                           WINDOW_TOKENS, WINDOW_STRIDE)
+                           *self.window)
 
     def read(self, question: str, passages: Sequence[Passage]) -> Reading:
         found = self.calibration.ranked(self.spans(question, passages))
@@ -133,6 +133,16 @@ class NeuralReader:
         start, end = speaker_for_pronoun(passage.text, span.start, span.end)
         return Reading(passage.text[start:end], confidence, index, passage.start + start,
                        passage.start + end, considered)
+
+
+def load_reader(name_or_path: str, threshold: float | None = None) -> Reader:
+    """A `train-reader` output folder (it holds ``reader.json``) as a `NeuralReader`; any other
+    name or folder as a transformers extractive-QA model, loaded offline."""
+    if (Path(name_or_path) / "reader.json").is_file():
+        return NeuralReader(name_or_path, threshold)
+    from qa.optional_models import ExtractiveReader
+
+    return ExtractiveReader(name_or_path, threshold)
 
 
 def speaker_for_pronoun(text: str, start: int, end: int) -> tuple[int, int]:
