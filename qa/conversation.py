@@ -22,20 +22,13 @@ from dataclasses import dataclass, field
 from qa.chunking import split_sentences
 from qa.datasets import Dialogue
 from qa.metrics import contains_answer, exact_match
-from qa.words import REPORTING_VERBS, STOP_WORDS, content_words
+from qa.words import REPORTING_VERBS, STOP_WORDS, TITLES, content_words
 
 PERSON_PRONOUNS = {"he", "him", "she", "his", "hers", "her", "himself", "herself"}
 POSSESSIVE = {"his", "hers"}
 THING_PRONOUNS = {"it", "its"}
 GROUP_PRONOUNS = {"they", "them", "their", "theirs"}
 CONTINUATIONS = ("and ", "what about ", "how about ", "also ")
-# Words that introduce a person ("Secretary of State John Kerry", "striker Dario Okonkwo").
-TITLES = frozenset("""
-mr mrs ms dr prof president secretary state minister prime chancellor general gen colonel mayor
-councillor governor senator commander captain manager striker midfielder defender winger coach
-chief officer spokesperson spokesman spokeswoman student professor director leader founder co-
-founder executive chair chairman chairwoman king queen prince princess pope judge
-""".split())  # noqa: SIM905
 # Capitalised words that name organisations or places, not people.
 NON_PERSON = frozenset("""
 union council office party labs rovers united observatory stadium street road lane bridge river

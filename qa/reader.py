@@ -4,10 +4,12 @@
 span model, trained by `articleqa train-reader`, shipped in ``qa/models/reader/``) and a
 user-supplied transformers QA model (``qa.optional_models.ExtractiveReader``).
 
-The neural reader reads every passage in one batched forward pass, takes the best span over
-all of them, and turns its margin over the no-answer score into a calibrated confidence that
-the span is exactly right (fitted on SQuAD 2.0 folds held out by article); below its threshold
-it abstains. The passage holding the answer goes first (the reader as re-ranker), and a pronoun
+The neural reader reads every passage, in windows as long as those it was trained on, in one
+batched forward pass, takes the best span over them (never across a paragraph break), and
+turns its margin over the no-answer score into a calibrated confidence that the span is
+exactly right (fitted on SQuAD 2.0 folds held out by article); below its threshold it
+abstains. A "who" answer loses its titles ("US Secretary of State John Kerry" -> "John
+Kerry"). The passage holding the answer goes first (the reader as re-ranker), and a pronoun
 answer inside a quote's sentence ("he said") becomes the speaker the passage names.
 """
 
@@ -22,6 +24,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+
+from qa.words import TITLES
 
 if TYPE_CHECKING:
     from qa.api import Passage
@@ -130,7 +134,8 @@ class NeuralReader:
         if confidence < self.threshold or span.end <= span.start:
             return Reading(None, confidence, candidates=considered)
         passage = passages[index]
-        start, end = speaker_for_pronoun(passage.text, span.start, span.end)
+        start, end = person_name(question, passage.text, span.start, span.end)
+        start, end = speaker_for_pronoun(passage.text, start, end)
         return Reading(passage.text[start:end], confidence, index, passage.start + start,
                        passage.start + end, considered)
 
@@ -143,6 +148,36 @@ def load_reader(name_or_path: str, threshold: float | None = None) -> Reader:
     from qa.optional_models import ExtractiveReader
 
     return ExtractiveReader(name_or_path, threshold)
+
+
+_TITLE_JOINERS = {"of", "the", "foreign", "former", "deputy", "vice", "us", "u.s.", "uk", "eu"}
+_WHO = re.compile(r"^\W*(?:who|whom)\b", re.IGNORECASE)
+
+
+def person_name(question: str, text: str, start: int, end: int) -> tuple[int, int]:
+    """A "who" answer is a name: it loses the titles before it ("US Secretary of State John
+    Kerry" -> "John Kerry"), and a span that runs on past a name into a clause ("John Kerry
+    has offered ...") is cut after the name. Any other span stays as it is."""
+    if not _WHO.match(question):
+        return start, end
+    words = list(re.finditer(r"\S+", text[start:end]))
+    first = 0
+    while (first < len(words) - 1 and words[first].group().lower().strip(",")
+           in TITLES | _TITLE_JOINERS):
+        first += 1
+    if first and not any(m.group().lower().strip(",") in TITLES for m in words[:first]):
+        first = 0
+    if not words or not words[first].group()[:1].isupper():
+        return start, end
+    last = first
+    while (last + 1 < len(words) and words[last + 1].group()[:1].isupper()
+           and not words[last].group().endswith((",", ";", ":"))):
+        last += 1
+    if len(words) - last > 2:  # a clause follows the name
+        end = start + words[last].end()
+        while text[end - 1] in ",;:.":
+            end -= 1
+    return start + words[first].start(), end
 
 
 def speaker_for_pronoun(text: str, start: int, end: int) -> tuple[int, int]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,23 +154,26 @@ def encode(tokenizer, question: str, texts: Sequence[str], max_length: int, stri
                      return_offsets_mapping=True, padding=True, return_tensors="pt")
 
 
-def best_spans(start: np.ndarray, end: np.ndarray, encoded, n_texts: int,
+def best_spans(start: np.ndarray, end: np.ndarray, offsets: np.ndarray, context: np.ndarray,
+               owners: np.ndarray, n_texts: int, paragraphs: np.ndarray | None = None,
                max_answer_tokens: int = MAX_ANSWER_TOKENS) -> list[SpanScore | None]:
-    """Per text, the highest-scoring span over its windows (None for an empty text)."""
-    offsets = encoded["offset_mapping"].numpy()
-    owners = encoded["overflow_to_sample_mapping"].numpy()
+    """Per text, the highest-scoring span over its windows (None for a text without one).
+    ``context`` marks each window's tokens of the text, ``owners`` the text of each window,
+    ``paragraphs`` the paragraph of its text each token is in."""
     best: list[SpanScore | None] = [None] * n_texts
     nulls = [np.inf] * n_texts
     band = np.triu(np.ones((start.shape[1],) * 2, bool))
     band &= ~np.triu(band, max_answer_tokens)
     for w in range(start.shape[0]):
-        context = np.array([s == 1 for s in encoded.sequence_ids(w)])
-        if not context.any():
+        if not context[w].any():
             continue
         t = int(owners[w])
         nulls[t] = min(nulls[t], float(start[w, 0] + end[w, 0]))
         pair = start[w][:, None] + end[w][None, :]
-        pair = np.where(band & context[:, None] & context[None, :], pair, -np.inf)
+        allowed = band & context[w][:, None] & context[w][None, :]
+        if paragraphs is not None:  # an answer never runs across a paragraph break
+            allowed &= paragraphs[w][:, None] == paragraphs[w][None, :]
+        pair = np.where(allowed, pair, -np.inf)
         a, b = np.unravel_index(int(np.argmax(pair)), pair.shape)
         if best[t] is None or pair[a, b] > best[t].score:
             best[t] = SpanScore(int(offsets[w, a, 0]), int(offsets[w, b, 1]), float(pair[a, b]),
@@ -184,8 +188,15 @@ def score_spans(model: SpanModel, tokenizer, question: str, texts: Sequence[str]
     if not texts:
         return []
     encoded = encode(tokenizer, question, texts, max_length, stride)
+    offsets = encoded["offset_mapping"].numpy()
+    owners = encoded["overflow_to_sample_mapping"].numpy()
+    context = (encoded["token_type_ids"].numpy() == 1) & (offsets[..., 1] > offsets[..., 0])
     device = next(model.parameters()).device  # a GPU while training there
     with torch.inference_mode():
         start, end = model(*(encoded[k].to(device)
                              for k in ("input_ids", "attention_mask", "token_type_ids")))
-    return best_spans(start.cpu().numpy(), end.cpu().numpy(), encoded, len(texts))
+    breaks = [np.array([m.start() for m in re.finditer(r"\n\s*\n", text)]) for text in texts]
+    paragraphs = np.stack([np.searchsorted(breaks[owners[w]], offsets[w, :, 0])
+                           for w in range(len(owners))])
+    return best_spans(start.cpu().numpy(), end.cpu().numpy(), offsets, context, owners,
+                      len(texts), paragraphs)

@@ -42,6 +42,14 @@ REPORTING_VERBS = frozenset("""
     reported ask asks asked recall recalls recalled
 """.split())  # noqa: SIM905
 
+# Words that introduce a person ("Secretary of State John Kerry", "striker Dario Okonkwo").
+TITLES = frozenset("""
+mr mrs ms dr prof president secretary state minister prime chancellor general gen colonel mayor
+councillor governor senator commander captain manager striker midfielder defender winger coach
+chief officer spokesperson spokesman spokeswoman student professor director leader founder co-
+founder executive chair chairman chairwoman king queen prince princess pope judge
+""".split())  # noqa: SIM905
+
 _WORD = re.compile(r"[\w']+")
 
 

@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from qa.api import Passage
-from qa.reader import MODEL_FOLDER, NeuralReader, speaker_for_pronoun
-from qa.span_model import CARD_FILE, ReaderWeightsError, load_weights
+from qa.reader import MODEL_FOLDER, NeuralReader, person_name, speaker_for_pronoun
+from qa.span_model import CARD_FILE, ReaderWeightsError, load_weights, score_spans
 
 STORY = (
     "Flood crews in Norrbridge moved 320 households out of Eastmill on Monday. "
@@ -74,6 +74,24 @@ def test_a_pronoun_answer_in_reported_speech_becomes_the_named_speaker():
     assert speaker_for_pronoun(plain, pronoun, pronoun + 2) == (pronoun, pronoun + 2)
     name = text.index("Lukas")
     assert speaker_for_pronoun(text, name, name + 15) == (name, name + 15)
+
+
+def test_an_answer_never_runs_across_a_paragraph_break(reader):
+    text = "The rescue was led by Ingrid\n\nHalvorsen, the mayor, and her deputy."
+    [span] = score_spans(reader.model, reader.tokenizer, "Who led the rescue?", [text],
+                         *reader.window)
+    assert "\n\n" not in text[span.start:span.end]
+
+
+def test_a_who_answer_is_the_name_without_titles_or_the_clause_after_it():
+    text = "US Secretary of State John Kerry said it was their fight in Anbar province."
+    assert text[slice(*person_name("who said it?", text, 0, 32))] == "John Kerry"
+    assert text[slice(*person_name("who said it?", text, 0, len(text)))] == "John Kerry"
+    assert person_name("which office?", text, 0, 32) == (0, 32)
+    assert person_name("who?", "the mayor", 0, 9) == (0, 9)
+    named = "Ingrid Halvorsen, the mayor"
+    assert named[slice(*person_name("who led it?", named, 0, len(named)))] == "Ingrid Halvorsen"
+    assert person_name("who won?", "ISIL", 0, 4) == (0, 4)
 
 
 def test_nothing_to_read_is_no_answer(reader):
