@@ -114,7 +114,7 @@ class NeuralReader:
         # windows as long as the ones it was trained on read best (measured on tuning data)
         self.window = card["max_length"], card["training"]["config"]["stride"]
         self.threshold = self.calibration.threshold if threshold is None else threshold
-        self.name = f"neural reader ({self.folder.name})"
+        self.name = f"neural reader ({self.folder})"
 
     def spans(self, question: str, passages: Sequence[Passage]) -> list[SpanScore | None]:
         """Each passage's best span (None for one without text), in one forward pass."""
