@@ -25,7 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from qa.words import TITLES
+from qa.words import REPORTING_VERBS, TITLES, content_words
 
 if TYPE_CHECKING:
     from qa.api import Passage
@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 MODEL_FOLDER = Path(__file__).with_name("models") / "reader"
 SPEAKER_PRONOUNS = {"he", "she", "they", "him", "her", "them", "i", "we"}
 _NAME = re.compile(r"\b[A-Z][\w'’-]*(?:[ \t]+(?:[A-Z][\w'’-]*|de|van|von|al|bin))*")
-_REPORTING = re.compile(r"\b(?:said|says|told|added|argued|warned|insisted|explained|noted|"
-                        r"stressed|claimed|asked|replied|declared|announced)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -150,7 +148,8 @@ def load_reader(name_or_path: str, threshold: float | None = None) -> Reader:
     return ExtractiveReader(name_or_path, threshold)
 
 
-_TITLE_JOINERS = {"of", "the", "foreign", "former", "deputy", "vice", "us", "u.s.", "uk", "eu"}
+_TITLE_WORDS = TITLES | {"of", "the", "foreign", "former", "deputy", "vice", "us", "u.s.", "uk",
+                         "eu"}  # "US Secretary of State", "former Prime Minister"
 _WHO = re.compile(r"^\W*(?:who|whom)\b", re.IGNORECASE)
 
 
@@ -163,7 +162,7 @@ def person_name(question: str, text: str, start: int, end: int) -> tuple[int, in
     words = list(re.finditer(r"\S+", text[start:end]))
     first = 0
     while (first < len(words) - 1 and words[first].group().lower().strip(",")
-           in TITLES | _TITLE_JOINERS):
+           in _TITLE_WORDS):
         first += 1
     if first and not any(m.group().lower().strip(",") in TITLES for m in words[:first]):
         first = 0
@@ -189,7 +188,7 @@ def speaker_for_pronoun(text: str, start: int, end: int) -> tuple[int, int]:
     sentence_start = 0 if before < 0 else before + 2
     sentence_end = text.find(". ", end)
     sentence = text[sentence_start:len(text) if sentence_end < 0 else sentence_end]
-    if not _REPORTING.search(sentence):
+    if REPORTING_VERBS.isdisjoint(content_words(sentence)):
         return start, end
     names = [m for m in _NAME.finditer(text, 0, start)
              if m.start() != sentence_start and " " in m.group()]

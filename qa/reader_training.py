@@ -13,7 +13,6 @@ grows by a point, and the best weights so far are exported in the shipped format
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import random
 import time
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from embeddings.encoder import sha256_of
 from qa.metrics import exact_match, f1_score
 from qa.span_model import MAX_QUESTION_TOKENS, SpanModel, save_weights, score_spans
 
@@ -63,10 +63,6 @@ class Example:
     answer_start: int  # -1: unanswerable
     article: str
     others: list[int] = field(default_factory=list)  # paragraphs of the same article
-
-
-def sha256_file(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def load_squad_examples(path: str | Path) -> tuple[list[Example], list[str]]:
@@ -303,7 +299,7 @@ def train(config: TrainConfig) -> Path:
         curve = json.loads(curve_path.read_text()) if curve_path.exists() else []
         print(f"Resuming at step {step} of {config.max_steps}")
 
-    data_hashes = {Path(p).name: sha256_file(p) for p in [*config.train, *config.dev]}
+    data_hashes = {Path(p).name: sha256_of(p) for p in [*config.train, *config.dev]}
     record = {"config": asdict(config), "base_sha256": base_sha, "data_sha256": data_hashes,
               "features": len(features),
               "negatives": sum(1 for f in features if f[2] == 0)}

@@ -10,7 +10,6 @@ sha256 and the fitted abstention threshold; a shard whose checksum differs is re
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Sequence
@@ -21,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from embeddings.encoder import sha256_of
+
 WORD_EMBEDDINGS = "encoder.embeddings.word_embeddings.weight"
 CARD_FILE = "reader.json"
 SHARD_BYTES = 16 * 1024 * 1024
@@ -30,10 +31,6 @@ MAX_QUESTION_TOKENS = 64
 
 class ReaderWeightsError(RuntimeError):
     """The reader's weights are missing, damaged or not the expected ones; says what to do."""
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class SpanModel(nn.Module):
@@ -88,7 +85,7 @@ def save_weights(model: SpanModel, folder: Path, card: dict) -> dict:
     for i, shard in enumerate(shards):
         path = folder / f"reader-{i + 1:02d}.safetensors"
         save_file(shard, str(path))
-        files[path.name] = _sha256(path)
+        files[path.name] = sha256_of(path)
     card = {**card, "shards": files}
     (folder / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     return card
@@ -113,7 +110,7 @@ def load_weights(folder: Path) -> tuple[SpanModel, str, dict]:
         if not path.is_file():
             raise ReaderWeightsError(f"{path} is missing; restore it (git checkout {folder}) "
                                      "or retrain with `articleqa train-reader`.")
-        actual = _sha256(path)
+        actual = sha256_of(path)
         if actual != expected:
             raise ReaderWeightsError(
                 f"{path} has sha256 {actual}, expected {expected}: the reader's weights are "
