@@ -51,10 +51,6 @@ def load_corpus(path: Path, limit: int | None) -> list[Article]:
     return articles
 
 
-def folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
-
-
 def time_bare(enc: Encoder, inputs: list[str]) -> float:
     start = time.perf_counter()
     enc.model.encode(inputs, batch_size=enc.batch_size, normalize_embeddings=True,
@@ -64,7 +60,9 @@ def time_bare(enc: Encoder, inputs: list[str]) -> float:
 
 def encoder_inputs(kb: ArticleQA, articles: list[Article]) -> list[str]:
     """The texts ``add_articles`` embeds: each chunk with its title prefix."""
-    return [text for article in articles for text in kb.passage_inputs(article, kb.chunk(article))]
+    ingester = kb.ingester
+    return [text for article in articles
+            for text in ingester.passage_inputs(article, ingester.chunk(article))]
 
 
 def time_pipeline(enc: Encoder, articles: list[Article]) -> tuple[float, int, int]:
@@ -77,9 +75,9 @@ def time_pipeline(enc: Encoder, articles: list[Article]) -> tuple[float, int, in
         if report.failed:
             print(f"warning: {len(report.failed)} articles failed, e.g. {report.failed[0]}",
                   file=sys.stderr)
-        chunks = kb.store.count_chunks()
+        chunks = kb.backend.count_chunks()
         kb.close()  # checkpoints the WAL into the database file
-        return seconds, chunks, folder_bytes(kb.folder)
+        return seconds, chunks, kb.backend.size_bytes()
 
 
 def main(argv: list[str] | None = None) -> int:

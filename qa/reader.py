@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 from qa.words import REPORTING_VERBS, TITLES, content_words
 
 if TYPE_CHECKING:
-    from qa.api import Passage
+    from qa.results import Passage
     from qa.span_model import SpanScore
 
 MODEL_FOLDER = Path(__file__).with_name("models") / "reader"

@@ -1,8 +1,7 @@
-"""Candidate passages for a question: dense and BM25 neighbours, fused, copies collapsed.
+"""Ranking arithmetic over (chunk id, score) lists: query terms, fusion, copies collapsed.
 
-Plain functions over ids and scores, in the style of sentence-transformers'
-``util.semantic_search``: the caller owns the index and the store. Fusion returns new scores
-and never overwrites the inputs, which the confidence still needs.
+Plain functions, in the style of sentence-transformers' ``util.semantic_search``: the caller
+owns the backend. Fusion returns new scores and never overwrites its inputs.
 """
 
 from __future__ import annotations
@@ -11,35 +10,20 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-import faiss
 import numpy as np
 
-from embeddings import VectorIndex
+from qa.backends.base import Hit
 from qa.words import STOP_WORDS
 
-Hit = tuple[int, float]
 RRF_K = 60
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-def dense_candidates(index: VectorIndex, query: np.ndarray, n: int,
-                     allowed: Sequence[int] | None = None) -> list[Hit]:
-    """The ``n`` chunks nearest to the query vector, best first, as (chunk id, cosine)."""
-    if allowed is not None:
-        if not len(allowed):
-            return []
-        selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
-        scores, ids = index.search(query, n, faiss.SearchParameters(sel=selector))
-    else:
-        scores, ids = index.search(query, n)
-    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
-
-
-def lexical_query(question: str) -> str | None:
-    """An FTS5 MATCH expression: the question's content words, any of them (BM25 ranks)."""
-    words = [w for w in _WORD.findall(question.lower()) if w not in STOP_WORDS]
-    words = list(dict.fromkeys(words)) or list(dict.fromkeys(_WORD.findall(question.lower())))
-    return " OR ".join(f'"{w}"' for w in words) or None
+def query_terms(question: str) -> list[str]:
+    """The question's content words, once each (all its words if it has only stop words)."""
+    words = _WORD.findall(question.lower())
+    return list(dict.fromkeys(w for w in words if w not in STOP_WORDS)) or list(
+        dict.fromkeys(words))
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[Hit]], k: int = RRF_K) -> list[Hit]:

@@ -11,16 +11,16 @@ import pytest
 
 from qa import Article, ArticleQA, ChunkSettings, IndexMismatch
 from qa.articles import source_id
-from qa.manifest import MANIFEST_FILE
+from qa.backends.embedded import MANIFEST_FILE
 from tests.conftest import SAMPLES
 
 
 def _vector_ids(kb: ArticleQA) -> list[int]:
-    return sorted(kb.vectors.ids().tolist())
+    return sorted(kb.backend.vectors.ids().tolist())
 
 
 def _consistent(kb: ArticleQA) -> bool:
-    return _vector_ids(kb) == sorted(kb.store.chunk_ids().tolist())
+    return _vector_ids(kb) == sorted(kb.backend.chunk_ids())
 
 
 def test_seed_article_answers_with_the_kerry_sentence_first(kb, seed_article):
@@ -38,7 +38,7 @@ def test_seed_article_answers_with_the_kerry_sentence_first(kb, seed_article):
     assert top.text[begin:end] == "John Kerry"
     assert article.text[top.start + begin:top.start + end] == "John Kerry"
     assert not any(p.answer_span for p in answer.passages[1:])
-    for _, _, text in kb.store.article_chunks(top.article_id):
+    for _, _, text in kb.backend.article_chunks(top.article_id):
         assert "Skip to" not in text and "Image: Reuters" not in text and "bk/msh" not in text
 
 
@@ -57,10 +57,10 @@ def test_sample_questions_rank_their_article_first_and_the_answer_in_the_top_fiv
 def test_adding_the_same_files_again_changes_nothing(kb):
     first = kb.add(SAMPLES, progress=False)
     assert len(first.added) == 6 and first.ok
-    chunks, generation = kb.store.count_chunks(), kb.store.generation
+    chunks, generation = kb.backend.count_chunks(), kb.backend.generation
     second = kb.add(SAMPLES, progress=False)
     assert second.added == [] and sorted(second.unchanged) == sorted(first.added)
-    assert kb.store.count_chunks() == chunks and kb.store.generation == generation
+    assert kb.backend.count_chunks() == chunks and kb.backend.generation == generation
     assert len(kb) == 6
 
 
@@ -72,7 +72,7 @@ def test_an_edited_file_replaces_its_old_chunks(kb, tmp_path):
     path.write_text("New headline\n\nThe harbour bridge closed again on Friday after a crash.\n")
     report = kb.add(path, progress=False)
     assert report.updated == [str(path)] and len(kb) == 1
-    texts = [t for _, _, t in kb.store.article_chunks(kb.articles()[0].id)]
+    texts = [t for _, _, t in kb.backend.article_chunks(kb.articles()[0].id)]
     assert texts == ["The harbour bridge closed again on Friday after a crash."]
     assert kb.articles()[0].title == "New headline"
     assert _consistent(kb) and not set(old_ids) & set(_vector_ids(kb))
@@ -120,7 +120,7 @@ def test_stale_or_missing_vector_file_is_rebuilt_from_sqlite(tmp_path, encoder):
     for cache in folder.glob("vectors-*.faiss"):
         cache.unlink()
     kb = ArticleQA(folder, encoder=encoder)
-    assert _consistent(kb) and len(kb.vectors) == kb.store.count_chunks() > 0
+    assert _consistent(kb) and len(kb.backend.vectors) == kb.backend.count_chunks() > 0
     assert len(list(folder.glob("vectors-*.faiss"))) == 1
 
 
@@ -169,7 +169,7 @@ def test_bm25_matches_title_words_and_follows_replacement_and_removal(kb, tmp_pa
     kb.add(_ferry_story(tmp_path, "Night crossing called off"), progress=False)
     assert _bm25_titles(kb, "Skarholm") == set()
     assert _bm25_titles(kb, "crossing") == {"Night crossing called off"}
-    kb.remove(kb.store.articles()[0].id)
+    kb.remove(kb.backend.articles()[0].id)
     assert _bm25_titles(kb, "crossing") == set()
 
 
@@ -195,7 +195,7 @@ def test_schema_v2_index_is_upgraded_in_place_without_re_embedding(tmp_path, enc
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
     (folder / MANIFEST_FILE).write_text(json.dumps({**manifest, "schema_version": 2}))
     kb = ArticleQA(folder, encoder=encoder)
-    assert kb.store.schema_version == 4 and kb.manifest.schema_version == 4
+    assert kb.backend.stored_schema_version == 4 and kb.manifest.schema_version == 4
     assert json.loads((folder / MANIFEST_FILE).read_text())["schema_version"] == 4
     assert _vector_ids(kb) == ids
     assert _bm25_titles(kb, "Skarholm") == {"Skarholm ferry cancelled"}
@@ -221,9 +221,9 @@ def test_an_index_from_the_heuristic_reader_era_opens_and_answers(tmp_path, enco
     (folder / MANIFEST_FILE).write_text(json.dumps({**manifest, "schema_version": 3,
                                                     "analysis": True}))
     kb = ArticleQA(folder, encoder=encoder)
-    assert kb.store.schema_version == 4 and _vector_ids(kb) == ids
+    assert kb.backend.stored_schema_version == 4 and _vector_ids(kb) == ids
     assert "analysis" not in json.loads((folder / MANIFEST_FILE).read_text())
-    tables = {r[0] for r in kb.store.db.execute("SELECT name FROM sqlite_master")}
+    tables = {r[0] for r in kb.backend.db.execute("SELECT name FROM sqlite_master")}
     assert "analyses" not in tables
     answer = kb.ask("Why was the night crossing called off?")
     assert answer.text and "storm" in answer.text

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from qa.cli import main
+from qa.results import PASSAGE_FIELDS
 from tests.conftest import SAMPLES
 
 BIN = os.path.join(os.path.dirname(sys.executable), "articleqa")
@@ -32,7 +33,7 @@ def test_seed_index_ask_info_end_to_end(tmp_path, seed_article):
     result = json.loads(asked.stdout)
     assert set(result) == {"answer", "confidence", "passages"}
     top = result["passages"][0]
-    assert set(top) == {"rank", "score", "text", "article_id", "title", "source", "start", "end"}
+    assert set(top) == set(PASSAGE_FIELDS)
     assert top["rank"] == 1 and "their fight" in top["text"] and "Kerry" in top["text"]
 
     info = json.loads(run("info", "--json", env=env).stdout)

@@ -10,7 +10,7 @@ import sys
 import time
 
 from qa import ArticleQA
-from qa.api import STORE_FILE
+from qa.backends.embedded import STORE_FILE
 
 ARTICLES = 40
 BATCH = 32
@@ -65,10 +65,10 @@ def test_sigkill_midway_keeps_whole_articles_and_rerun_completes(tmp_path, encod
     committed = len(kb)
     assert 0 < committed < ARTICLES
     for article in kb.articles():
-        spans = kb.store.article_chunks(article.id)
+        spans = kb.backend.article_chunks(article.id)
         assert spans == [(c.start, c.end, c.text) for c in kb.chunk(article)]
-    assert sorted(kb.vectors.ids().tolist()) == sorted(kb.store.chunk_ids().tolist())
-    assert kb.store.count_chunks() >= BATCH
+    assert sorted(kb.backend.vectors.ids().tolist()) == sorted(kb.backend.chunk_ids())
+    assert kb.backend.count_chunks() >= BATCH
     kb.close()
 
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
@@ -76,4 +76,4 @@ def test_sigkill_midway_keeps_whole_articles_and_rerun_completes(tmp_path, encod
     assert rerun.stdout.split() == [str(ARTICLES - committed), str(committed), "0"]
     kb = ArticleQA(index, encoder=encoder)
     assert len(kb) == ARTICLES
-    assert sorted(kb.vectors.ids().tolist()) == sorted(kb.store.chunk_ids().tolist())
+    assert sorted(kb.backend.vectors.ids().tolist()) == sorted(kb.backend.chunk_ids())

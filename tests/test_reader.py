@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from qa.api import Passage
 from qa.reader import MODEL_FOLDER, NeuralReader, person_name, speaker_for_pronoun
+from qa.results import Passage
 from qa.span_model import CARD_FILE, ReaderWeightsError, load_weights, score_spans
 
 STORY = (

@@ -6,7 +6,7 @@ import pytest
 
 from qa.retrieval import (
     collapse_copies,
-    lexical_query,
+    query_terms,
     reciprocal_rank_fusion,
     weighted_fusion,
 )
@@ -40,7 +40,7 @@ def test_lightly_edited_copies_collapse_but_different_passages_stay():
     assert collapse_copies([(1, 0.9), (3, 0.7)], texts.get, k=1) == [(1, 0.9)]
 
 
-def test_lexical_query_keeps_content_words_quoted():
-    assert lexical_query("Who said it was their fight?") == '"said" OR "fight"'
-    assert lexical_query("Is it?") == '"is" OR "it"'  # only stop words: keep them
-    assert lexical_query("?!") is None
+def test_query_terms_are_the_content_words():
+    assert query_terms("Who said it was their fight? They said so.") == ["said", "fight"]
+    assert query_terms("Is it?") == ["is", "it"]  # only stop words: keep them
+    assert query_terms("?!") == []

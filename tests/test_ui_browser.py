@@ -190,7 +190,7 @@ def test_upload_a_file_and_ask_about_it(page, live, tmp_path):
     from playwright.sync_api import expect
 
     upload(page, "tern-ferry.txt", UPLOAD_ARTICLE, tmp_path)
-    stored = live.kb.folder / "uploads" / "tern-ferry.txt"
+    stored = live.kb.files / "uploads" / "tern-ferry.txt"
     assert stored.is_file()
     reply = ask(page, "How many passengers can the Marsh Wren carry?")
     expect(page.locator("#aq-sources .aq-source").first).to_contain_text("84 passengers")

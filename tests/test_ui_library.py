@@ -73,7 +73,7 @@ def test_add_items_reports_each_file_and_url(kb, tmp_path):
     assert ("harbour.txt", "added") in results
     assert ("slides.pdf", "failed") in results
     assert ("ftp://example.org/a", "failed") in results
-    assert (kb.folder / "uploads" / "harbour.txt").is_file()
+    assert (kb.files / "uploads" / "harbour.txt").is_file()
     again = library.add_items(kb, [good], "")
     assert [(r.file, r.result) for r in again] == [("harbour.txt", "unchanged")]
     assert library.summary(rows).startswith("1 added")

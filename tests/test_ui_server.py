@@ -7,6 +7,7 @@ import base64
 
 import pytest
 
+from qa.results import PASSAGE_FIELDS
 from tests.conftest import SAMPLES
 from tests.live_server import start_server
 
@@ -36,8 +37,10 @@ def test_ask_returns_the_cli_json_contract(client, live):
     assert body == live.kb.ask(QUESTION, k=3).to_dict()
     assert 1 <= len(body["passages"]) <= 3
     assert "John Kerry" in body["passages"][0]["text"]
-    assert set(body["passages"][0]) == {"rank", "score", "text", "article_id", "title",
-                                        "source", "start", "end"}
+    top = body["passages"][0]
+    assert set(top) == set(PASSAGE_FIELDS)  # the one serializer, through the response schema
+    start, end = top["answer_span"]
+    assert top["text"][start:end] == body["answer"] == "John Kerry"
 
 
 def test_ask_default_k_and_filters(client, live):

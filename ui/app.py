@@ -23,9 +23,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import gradio as gr  # noqa: E402
 
-from qa.api import MAX_K, Answer, ArticleQA  # noqa: E402
+from qa.api import MAX_K, ArticleQA  # noqa: E402
 from qa.articles import MAX_BYTES  # noqa: E402
 from qa.conversation import Conversation, Resolution, cited_ranks  # noqa: E402
+from qa.results import Answer, passage_dict  # noqa: E402
 from ui import library, render  # noqa: E402
 
 TITLE = "ArticleQA"
@@ -114,10 +115,7 @@ def _stream(text: str, step: int = 4) -> Iterator[str]:
 
 
 def _passage_state(answer: Answer) -> list[dict]:
-    return [{"rank": p.rank, "article_id": p.article_id, "title": render.title_of(p),
-             "start": p.start, "end": p.end,
-             "answer_span": list(p.answer_span) if p.answer_span else None}
-            for p in answer.passages]
+    return [{**passage_dict(p), "title": render.title_of(p)} for p in answer.passages]
 
 
 def _source_choices(passages: list[dict]) -> list[tuple[str, int]]:
@@ -312,7 +310,7 @@ def build_app(kb: ArticleQA, max_bytes: int = MAX_BYTES) -> gr.Blocks:
                 since: str | None = None, until: str | None = None) -> dict:
             """Answer a question over the library: the `articleqa ask --json` dictionary
             ({"answer", "confidence", "passages": [{"rank", "score", "text", "article_id",
-            "title", "source", "start", "end"}]})."""
+            "title", "source", "start", "end", "url", "published", "answer_span"}]})."""
             try:
                 return backend.ask_dict(question, k, sources=sources, since=since, until=until)
             except (ValueError, TypeError) as exc:

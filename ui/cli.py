@@ -60,7 +60,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         print(f"warning: serving on {args.host} without --auth: anyone who can reach this "
               "machine can read and change the library", file=sys.stderr)
     print(f"ArticleQA chat: http://{'127.0.0.1' if args.host == '0.0.0.0' else args.host}:"
-          f"{args.port}/  ({len(kb)} articles in {kb.folder}; API docs at /docs; Ctrl-C stops)",
+          f"{args.port}/  ({len(kb)} articles in {kb.location}; API docs at /docs; Ctrl-C stops)",
           flush=True)
     serve(kb, host=args.host, port=args.port, auth=auth)
     return 0

@@ -121,7 +121,7 @@ def add_items(kb, files: Sequence[str | Path] | None, urls_text: str | None,
         path = Path(item if isinstance(item, str | Path) else getattr(item, "path", item))
         label = path.name
         try:
-            todo.append((label, str(store_upload(path, label, kb.folder, max_bytes))))
+            todo.append((label, str(store_upload(path, label, kb.files, max_bytes))))
         except (UploadRefused, OSError) as exc:
             rows.append(Row(label, "", "failed", str(exc)))
     urls = [u.strip() for u in (urls_text or "").splitlines() if u.strip()]

@@ -62,6 +62,10 @@ class PassageOut(BaseModel):
     source: str
     start: int
     end: int
+    url: str | None
+    published: str | None
+    answer_span: list[int] | None = Field(
+        description="[start, end) of the answer inside `text`, or null")
 
 
 class AskResponse(BaseModel):

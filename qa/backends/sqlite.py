@@ -1,10 +1,10 @@
-"""SQLite store of articles, chunks and their vectors: the single source of truth.
+"""SQLite store of articles, chunks and their vectors, with FTS5 for BM25.
 
-Every ingest batch is one transaction, so a killed ingest leaves whole articles or none.
-Chunk vectors live here too (as float32 blobs); the FAISS file is a cache of them that is
-rebuilt or patched from this table whenever it lags behind (see ``qa.api``). Chunk ids are
-AUTOINCREMENT row ids, never reused, and are also the FAISS ids. An FTS5 table holds each
-chunk's text with its article's title for BM25 (a title's words are evidence for every chunk).
+The embedded backend's source of truth. Every ingest batch is one transaction, so a killed
+ingest leaves whole articles or none. Chunk vectors live here too (float32 blobs); the FAISS
+file is a cache of them (see ``qa.backends.embedded``). Chunk ids are AUTOINCREMENT row ids,
+never reused. An FTS5 table holds each chunk's text with its article's title (a title's words
+are evidence for every chunk).
 """
 
 from __future__ import annotations
@@ -12,16 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from qa.articles import Article
-from qa.chunking import Chunk
+from qa.backends.base import ArticleRow, ChunkRow, Filters, Hit, StoredArticle
 
 SCHEMA_VERSION = 4
 # Opened in place: v2 indexed chunk text alone for BM25 (the titles are added); v2 and v3 kept
@@ -82,43 +80,20 @@ COMMIT;
 """
 
 
-@dataclass(frozen=True)
-class ChunkRow:
-    id: int
-    article_id: str
-    start: int
-    end: int
-    text: str
-    text_hash: str
-    title: str
-    source: str
-    url: str | None
-    published: str | None
-
-
-@dataclass(frozen=True)
-class ArticleRow:
-    id: str
-    source: str
-    title: str
-    url: str | None
-    published: str | None
-    metadata: dict
-    text: str
-    chunks: int
-    added_at: str
-
-
 def text_hash(text: str) -> str:
     """Whitespace- and case-insensitive hash: copies of one passage collapse to one."""
     return hashlib.sha1(" ".join(text.lower().split()).encode()).hexdigest()
 
 
-class Store:
-    """Articles and chunks in one SQLite file (WAL)."""
+class SQLiteStore:
+    """Articles and chunks in one SQLite file (WAL); `connect` opens or creates it."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, dimension: int):
         self.path = Path(path)
+        self.dimension = dimension
+        self.db: sqlite3.Connection | None = None
+
+    def connect(self) -> None:
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -128,13 +103,13 @@ class Store:
             "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('generation', '0')",
             (str(SCHEMA_VERSION),),
         )
-        if self.schema_version in UPGRADABLE:
+        if self.stored_schema_version in UPGRADABLE:
             self._upgrade()
         self.db.executescript(_FULL_TEXT)
 
     def _upgrade(self) -> None:
         """Bring an older index to this schema in one transaction; vectors are untouched."""
-        titles = _TITLES_FROM_V2 if self.schema_version == 2 else ""
+        titles = _TITLES_FROM_V2 if self.stored_schema_version == 2 else ""
         try:
             self.db.executescript(f"BEGIN IMMEDIATE;\n{titles}{_UPGRADE_TO_V4}")
         except BaseException:
@@ -143,13 +118,14 @@ class Store:
             raise
 
     def close(self) -> None:
-        self.db.close()
+        if self.db is not None:
+            self.db.close()
 
     def _meta(self, key: str) -> str:
         return self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0]
 
     @property
-    def schema_version(self) -> int:
+    def stored_schema_version(self) -> int:
         return int(self._meta("schema_version"))
 
     @property
@@ -168,19 +144,12 @@ class Store:
             yield from self.db.execute(sql.format(marks=",".join("?" * len(part))),
                                        [*part, *params])
 
-    def replace_articles(
-        self, batch: Iterable[tuple[Article, list[Chunk], np.ndarray]]
-    ) -> tuple[list[int], list[int]]:
-        """Insert or replace articles with their chunks and vectors in one transaction.
-
-        Returns (chunk ids removed, chunk ids added) for the vector index to follow.
-        """
-        removed: list[int] = []
-        added: list[int] = []
+    def replace_articles(self, batch: Sequence[StoredArticle]) -> None:
+        """Insert or replace articles with their chunks and vectors in one transaction."""
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         with self._transaction():
             for article, chunks, vectors in batch:
-                removed += self._delete(article.id)
+                self._delete(article.id)
                 self.db.execute(
                     "INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (article.id, article.source, article.content_hash, article.title,
@@ -188,25 +157,22 @@ class Store:
                      article.text, now),
                 )
                 for ordinal, (chunk, vector) in enumerate(zip(chunks, vectors, strict=True)):
-                    cursor = self.db.execute(
+                    self.db.execute(
                         "INSERT INTO chunks (article_id, ordinal, start_char, end_char, text,"
                         " text_hash, vector) VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (article.id, ordinal, chunk.start, chunk.end, chunk.text,
                          text_hash(chunk.text), np.asarray(vector, np.float32).tobytes()),
                     )
-                    added.append(cursor.lastrowid)
-        return removed, added
 
-    def remove_article(self, article_id: str) -> list[int]:
-        """Delete an article and its chunks; returns the chunk ids that went."""
+    def remove_article(self, article_id: str) -> bool:
+        if not self.content_hashes([article_id]):
+            return False
         with self._transaction():
-            return self._delete(article_id)
+            self._delete(article_id)
+        return True
 
-    def _delete(self, article_id: str) -> list[int]:
-        ids = [r[0] for r in self.db.execute(
-            "SELECT id FROM chunks WHERE article_id = ?", (article_id,))]
+    def _delete(self, article_id: str) -> None:
         self.db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
-        return ids
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -220,44 +186,43 @@ class Store:
             "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
         self.db.execute("COMMIT")
 
-    def bm25(self, match: str, n: int, allowed: Sequence[int] | None = None
-             ) -> list[tuple[int, float]]:
-        """Top-``n`` chunks for an FTS5 MATCH expression: (chunk id, BM25 score, higher better)."""
-        where, args = "", [match]
-        if allowed is not None:
-            where = f" AND rowid IN ({','.join(str(int(i)) for i in allowed) or 'NULL'})"
+    def lexical_search(self, terms: Sequence[str], k: int,
+                       allowed_ids: Sequence[int] | None = None) -> list[Hit]:
+        """FTS5's BM25 over chunk text and title, any of the terms (phrase-quoted)."""
+        if not terms:
+            return []
+        match = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+        where = ""
+        if allowed_ids is not None:
+            where = f" AND rowid IN ({','.join(str(int(i)) for i in allowed_ids) or 'NULL'})"
         rows = self.db.execute(
             f"SELECT rowid, bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ?{where}"
-            " ORDER BY s LIMIT ?", (*args, n))
+            " ORDER BY s LIMIT ?", (match, k))
         return [(rowid, -score) for rowid, score in rows]
 
-    def chunk_ids_where(self, sources: Sequence[str] = (), since: str | None = None,
-                        until: str | None = None) -> list[int]:
-        """Chunks of articles from any of ``sources`` (an id, or part of the source path or URL)
-        published in the range."""
+    def chunk_ids(self, filters: Filters | None = None) -> list[int]:
         clauses, args = [], []
-        if sources:
+        if filters and filters.sources:
             clauses.append("(" + " OR ".join(
-                "a.id = ? OR instr(a.source, ?) > 0" for _ in sources) + ")")
-            args += [value for source in sources for value in (source, source)]
-        if since:
+                "a.id = ? OR instr(a.source, ?) > 0" for _ in filters.sources) + ")")
+            args += [value for source in filters.sources for value in (source, source)]
+        if filters and filters.since:
             clauses.append("a.published >= ?")
-            args.append(since)
-        if until:
+            args.append(filters.since)
+        if filters and filters.until:
             clauses.append("a.published <= ?")
-            args.append(until)
-        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+            args.append(filters.until)
+        if not clauses:
+            return [r[0] for r in self.db.execute("SELECT id FROM chunks")]
         return [r[0] for r in self.db.execute(
-            f"SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id{where}", args)]
+            "SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id WHERE "
+            + " AND ".join(clauses), args)]
 
-    def chunk_ids(self) -> np.ndarray:
-        return np.fromiter((r[0] for r in self.db.execute("SELECT id FROM chunks")), np.int64)
-
-    def vectors(self, chunk_ids: Sequence[int], dimension: int) -> np.ndarray:
+    def chunk_vectors(self, chunk_ids: Sequence[int]) -> np.ndarray:
         rows = self._rows_by_id("SELECT id, vector FROM chunks WHERE id IN ({marks})",
                                 [int(i) for i in chunk_ids])
         order = {cid: pos for pos, cid in enumerate(int(i) for i in chunk_ids)}
-        out = np.zeros((len(chunk_ids), dimension), np.float32)
+        out = np.zeros((len(chunk_ids), self.dimension), np.float32)
         for cid, blob in rows:
             out[order[cid]] = np.frombuffer(blob, np.float32)
         return out
