@@ -74,3 +74,11 @@ def pg_url(pg_server):
     yield pg_server.get_uri(name)
     with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["embedded", "postgres"])
+def location(request, tmp_path) -> str:
+    """A fresh index on each backend: a folder, then a PostgreSQL database."""
+    if request.param == "embedded":
+        return str(tmp_path / "index")
+    return request.getfixturevalue("pg_url")

@@ -42,13 +42,6 @@ NEWS = Article("https://news.example.com/b", "Mr O'Brien met AT&T about C++. Riv
 UNDATED = Article("/data/undated.txt", "Nothing happened here. Quiet day.", title="Calm")
 
 
-@pytest.fixture(params=["embedded", "postgres"])
-def location(request, tmp_path) -> str:
-    if request.param == "embedded":
-        return str(tmp_path / "index")
-    return request.getfixturevalue("pg_url")
-
-
 def manifest_for(backend) -> Manifest:
     return Manifest(model="synthetic", model_sha256="abc", dimension=DIM,
                     chunking={"target_tokens": 160}, schema_version=backend.schema_version,

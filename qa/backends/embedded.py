@@ -61,21 +61,35 @@ class EmbeddedBackend(SQLiteStore):
         return self.folder / f"vectors-{generation:010d}.faiss"
 
     def _load_vectors(self) -> None:
-        """Load the FAISS cache for the store's generation, patching it from SQLite if stale."""
-        self.cached_generation = self.generation
-        current = self._vector_file(self.cached_generation)
-        files = sorted(self.folder.glob("vectors-*.faiss"))
+        """Load the FAISS cache for the store's generation, patching it from SQLite if stale.
+
+        Another process may replace the cache file between listing and loading it (a reader
+        beside an ingest): then list again. An unreadable cache file is rebuilt from SQLite.
+        """
+        for _ in range(5):
+            files = sorted(self.folder.glob("vectors-*.faiss"))
+            try:
+                return self._patch(files)
+            except FileNotFoundError:
+                continue
+        self._patch([])
+
+    def _patch(self, files: list[Path]) -> None:
+        with self.snapshot():  # the generation and the chunk ids of one committed state
+            generation, stored = self.generation, np.asarray(self.chunk_ids(), np.int64)
+        current = self._vector_file(generation)
         if current in files:
-            self.vectors = VectorIndex.load(current)
+            self.vectors, self.cached_generation = VectorIndex.load(current), generation
             return
         self.vectors = VectorIndex.load(files[-1]) if files else VectorIndex(self.dimension)
-        stored, cached = np.asarray(self.chunk_ids(), np.int64), self.vectors.ids()
+        cached = self.vectors.ids()
         self.vectors.remove(np.setdiff1d(cached, stored))
         missing = np.setdiff1d(stored, cached)
         for start in range(0, len(missing), PATCH_ROWS):
             part = missing[start:start + PATCH_ROWS]
             self.vectors.add(part, self.chunk_vectors(part))
         self.vectors.save(current)
+        self.cached_generation = generation
         for old in files:
             if old != current:
                 old.unlink(missing_ok=True)

@@ -175,6 +175,15 @@ class SQLiteStore:
         self.db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
 
     @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads that see one committed state, whatever other processes commit meanwhile."""
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")
+
+    @contextmanager
     def _transaction(self) -> Iterator[None]:
         self.db.execute("BEGIN IMMEDIATE")
         try:
