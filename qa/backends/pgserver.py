@@ -14,6 +14,8 @@ from contextlib import suppress
 from pathlib import Path
 from types import ModuleType
 
+from qa.backends.postgres import without_password
+
 DEFAULT_FOLDER = "articleqa-db"
 DATABASE = "articleqa"
 
@@ -46,7 +48,7 @@ def start(folder: str | Path = DEFAULT_FOLDER) -> str:
         if exists.fetchone() is None:
             with suppress(psycopg.errors.DuplicateDatabase):  # another `db start` was first
                 conn.execute(f"CREATE DATABASE {DATABASE}")
-    return server.get_uri(DATABASE)
+    return without_password(server.get_uri(DATABASE))  # it has none: drop the bare ':'
 
 
 def stop(folder: str | Path = DEFAULT_FOLDER) -> bool:
