@@ -153,6 +153,17 @@ def test_filters(backend):
     assert chunk_ids(sources=("/data/",), since="2024") == alps
 
 
+def test_lexical_search_weighs_rare_words_above_common_ones(backend):
+    """BM25's inverse document frequency: one rare word beats a common word said thrice."""
+    harbour = [Article(f"/data/harbour-{n}.txt", "The harbour reopened. The harbour was busy.",
+                       title=f"Harbour day {n}") for n in range(6)]
+    rare = Article("/data/puffin.txt", "A puffin nested by the harbour.", title="Birds")
+    crowded = Article("/data/crowded.txt", "Harbour harbour harbour traffic.", title="Ships")
+    backend.replace_articles([stored(a) for a in [*harbour, rare, crowded]])
+    top = backend.lexical_search(["harbour", "puffin"], 3)[0][0]
+    assert top in ids_of(backend, rare)
+
+
 def test_lexical_search(backend):
     backend.replace_articles([stored(ALPS), stored(NEWS), stored(UNDATED)])
     alps, news = ids_of(backend, ALPS), ids_of(backend, NEWS)

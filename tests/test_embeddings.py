@@ -189,6 +189,16 @@ def test_save_is_atomic_and_loads_back(tmp_path):
     assert len(loaded) == 2 and sorted(loaded.ids().tolist()) == [3, 7]
 
 
+def test_single_query_thread_limit_is_undone():
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    index = VectorIndex(8)
+    index.add(np.array([1, 2]), _unit(2))
+    assert index.search(_unit(2)[0], 1)[0][0][0] == 1
+    assert faiss.omp_get_max_threads() == before
+
+
 def test_search_on_empty_index_bad_k_and_wrong_shapes():
     index = VectorIndex(8)
     assert index.search(_unit(1)[0], 5) == [[]]

@@ -12,6 +12,7 @@ on the server (iterative index scans); ``articleqa db start`` runs a local serve
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timezone
@@ -36,6 +37,8 @@ META, ARTICLES, CHUNKS = "articleqa_meta", "articleqa_articles", "articleqa_chun
 LOCKS = 0x41514100  # advisory lock class of ArticleQA ("AQA"): its own key, and per article
 EXACT_UP_TO = 20_000  # filtered vector searches over at most this many chunks are exact
 MAX_EF_SEARCH = 1000  # pgvector's upper bound
+BM25_K1, BM25_B = 1.2, 0.75  # the usual BM25 constants (SQLite FTS5 uses the same)
+STATS_SECONDS = 30.0  # corpus size and mean chunk length are re-counted at most this often
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {META} (key text PRIMARY KEY, value text NOT NULL);
@@ -89,6 +92,30 @@ SELECT id, -d FROM c ORDER BY d + 0, id
 """
 
 
+# BM25 in SQL: PostgreSQL's own ranking (ts_rank) has no inverse document frequency, which
+# cost 0.16 nDCG@10 on SciFact against SQLite's BM25. Each query lexeme's document frequency
+# comes from the GIN index; the chunks holding any of them are scored on their own term
+# frequencies (a title's words count in every chunk), length = distinct lexemes. Only the
+# query's lexemes are unnested: re-weighted to D (titles are A, text B) and filtered on it.
+_BM25 = f"""
+WITH terms AS (
+    SELECT t.lexeme, ln(1 + (greatest(%(n)s, d.df) - d.df + 0.5) / (d.df + 0.5)) AS idf
+    FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %(text)s))) AS t
+    CROSS JOIN LATERAL (SELECT count(*) AS df FROM {CHUNKS}
+                        WHERE words @@ quote_literal(t.lexeme)::tsquery) AS d
+), matched AS (
+    SELECT c.id, length(c.words) AS dl, u.lexeme, cardinality(u.positions) AS tf
+    FROM {CHUNKS} c CROSS JOIN LATERAL unnest(ts_filter(
+        setweight(c.words, 'D', (SELECT array_agg(lexeme) FROM terms)), '{{{{d}}}}')) AS u
+    WHERE c.words @@ (SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery FROM terms){{where}}
+)
+SELECT m.id, sum(t.idf * m.tf * ({BM25_K1} + 1)
+                 / (m.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * m.dl / %(avgdl)s))) AS score
+FROM matched m JOIN terms t USING (lexeme)
+GROUP BY m.id ORDER BY score DESC, m.id LIMIT %(k)s
+"""
+
+
 def without_password(url: str) -> str:
     """``url`` with no password (in its user part or its query): safe to show and log."""
     parts = urlsplit(url)
@@ -121,6 +148,7 @@ class PostgresBackend:
         self.vectors = PgVectors(self)
         self._lock = threading.RLock()
         self._opened = False
+        self._stats: tuple[float, int, float] | None = None  # (when, chunks, mean length)
         self._connect()
 
     def _connect(self) -> None:
@@ -259,12 +287,15 @@ class PostgresBackend:
                 [(a.id, a.source, a.content_hash, a.title, a.url, a.published, Jsonb(a.metadata),
                   a.text) for a, _, _ in batch])
             cur.executemany(_INSERT_CHUNK, chunk_rows)  # pipelined: one round trip
+        self._stats = None
 
     def remove_article(self, article_id: str) -> bool:
         with self._transaction() as cur:
             self._lock_articles(cur, [article_id])
             cur.execute(f"DELETE FROM {ARTICLES} WHERE id = %s", (article_id,))
-            return cur.rowcount > 0
+            removed = cur.rowcount > 0
+        self._stats = None
+        return removed
 
     def articles(self, article_id: str | None = None) -> list[ArticleRow]:
         where, args = ("WHERE a.id = %s", (article_id,)) if article_id else ("", ())
@@ -333,26 +364,29 @@ class PostgresBackend:
 
     def lexical_search(self, terms: Sequence[str], k: int,
                        allowed_ids: Sequence[int] | None = None) -> list[Hit]:
-        """Chunks holding any of ``terms``, by ``ts_rank``: term frequency with diminishing
-        returns, title words (weight A) above text words (B), divided by 1 + log(length).
-        PostgreSQL keeps no term statistics, so unlike BM25 a rare term counts no more than a
-        common one.
-
-        Each term becomes a quoted phrase of ``websearch_to_tsquery``, which never fails on
-        odd input: "o'brien" is the phrase o <-> brien, "c++" is c, stop words drop out.
-        """
-        query = " or ".join(f'"{term}"' for term in (t.replace('"', " ").strip() for t in terms)
-                            if term)
-        if not query or k <= 0 or (allowed_ids is not None and not len(allowed_ids)):
+        """BM25 over the chunks holding any of ``terms`` (see ``_BM25``). The terms go through
+        the 'english' text-search configuration as data, never as query syntax, so odd input
+        cannot fail: "o'brien" is the lexemes o and brien, "c++" is c, stop words drop out."""
+        text = " ".join(terms)
+        if not text.strip() or k <= 0 or (allowed_ids is not None and not len(allowed_ids)):
             return []
         ids = None if allowed_ids is None else [int(i) for i in allowed_ids]
-        where = "" if ids is None else " AND id = ANY(%(ids)s::bigint[])"
+        where = "" if ids is None else " AND c.id = ANY(%(ids)s::bigint[])"
+        chunks, mean_length = self._corpus_stats()
         with self._cursor() as cur:
-            return cur.execute(
-                f"SELECT id, ts_rank(words, q, 1) AS score FROM {CHUNKS},"
-                f" websearch_to_tsquery('english', %(query)s) AS q WHERE words @@ q{where}"
-                " ORDER BY score DESC, id LIMIT %(k)s", {"query": query, "k": k, "ids": ids}
-            ).fetchall()
+            return [(cid, float(score)) for cid, score in cur.execute(
+                _BM25.format(where=where),
+                {"text": text, "k": k, "ids": ids, "n": chunks, "avgdl": mean_length})]
+
+    def _corpus_stats(self) -> tuple[int, float]:
+        """(chunks, mean distinct lexemes per chunk) for BM25, re-counted after this process
+        writes or every ``STATS_SECONDS``: other processes' ingests shift them only slowly."""
+        if self._stats is None or time.monotonic() - self._stats[0] > STATS_SECONDS:
+            with self._cursor() as cur:
+                count, mean = cur.execute(
+                    f"SELECT count(*), avg(length(words)) FROM {CHUNKS}").fetchone()
+            self._stats = (time.monotonic(), int(count), float(mean or 1.0))
+        return self._stats[1], self._stats[2]
 
 
 class PgVectors:
