@@ -4,15 +4,16 @@ Small indexes are exact (``IndexIDMap2`` over ``IndexFlatIP``): perfect recall, 
 train, and still only a few ms per query below ``EXACT_LIMIT`` vectors on the 2-core dev machine
 (see docs/BENCHMARKS.md, "Vector search by index size"). Above it the index becomes an
 ``IndexIVFFlat``: it stores the caller's ids itself and removes by id, so removing a vector never
-shifts the others (the Haystack #6228 trap), which HNSW could not do. It keeps the vectors
+shifts the others (the Haystack #6228 trap); HNSW cannot remove at all. It keeps the vectors
 uncompressed, so scores stay exact inner products and a rebuild loses nothing; SQ8 would save
-three quarters of the memory but capped recall@10 near 0.98 on near-duplicate chunks.
+three quarters of the memory but capped recall@10 at 0.98 where near-duplicates crowd the top 10.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,8 +21,8 @@ import faiss
 import numpy as np
 from faiss.contrib.inspect_tools import get_invlist
 
-EXACT_LIMIT = 20_000  # exact p50 ~3 ms here at 20k vectors, ~5 ms at 30k; IVF ~0.4 ms
-NPROBE = 64  # recall@10 >= 0.96 from 50k to 1M vectors, p50 ~1.4 ms at 1M
+EXACT_LIMIT = 50_000  # exact single-query p50 ~3.7 ms at 50k vectors here; IVF ~0.5 ms
+NPROBE = 64  # recall@10 >= 0.97 from 30k to 1M vectors; p50 1.6 ms at 1M
 GROWTH = 4  # retrain an IVF index once it holds this many times its training size
 SEED = 1234  # k-means seed: the same vectors always give the same index
 _MIN_PER_LIST = 39  # FAISS warns below this many training points per centroid
@@ -33,6 +34,18 @@ Hits = list[list[tuple[int, float]]]
 def _nlist_for(count: int) -> int:
     """About 4 sqrt(N) lists, as the FAISS guidelines suggest, with enough points to train."""
     return max(1, min(int(4 * math.sqrt(count)), count // _MIN_PER_LIST))
+
+
+def _list_ids(invlists: faiss.InvertedLists, list_no: int) -> np.ndarray:
+    """One IVF list's ids, without copying its vectors as ``get_invlist`` would."""
+    size = invlists.list_size(list_no)
+    if not size:
+        return np.zeros(0, np.int64)
+    pointer = invlists.get_ids(list_no)
+    try:
+        return faiss.rev_swig_ptr(pointer, size).copy()
+    finally:
+        invlists.release_ids(list_no, pointer)
 
 
 class VectorIndex:
@@ -67,7 +80,7 @@ class VectorIndex:
         if self.kind == "exact":
             return faiss.vector_to_array(self._index.id_map).astype(np.int64)
         return np.concatenate([np.zeros(0, np.int64)] + [
-            get_invlist(self._index.invlists, i)[0] for i in range(self._index.nlist)])
+            _list_ids(self._index.invlists, i) for i in range(self._index.nlist)])
 
     def add(self, ids: Sequence[int] | np.ndarray, vectors: np.ndarray) -> None:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
@@ -102,7 +115,7 @@ class VectorIndex:
             raise ValueError(f"expected queries of {self.dimension}, got {queries.shape}")
         selector, allowed = None, len(self)
         if allowed_ids is not None:
-            wanted = np.unique(np.asarray(allowed_ids, dtype=np.int64))
+            wanted = np.ascontiguousarray(allowed_ids, dtype=np.int64)  # the set drops repeats
             selector, allowed = faiss.IDSelectorBatch(wanted), min(len(wanted), allowed)
         k = min(k, allowed)
         if k < 1:
@@ -114,14 +127,30 @@ class VectorIndex:
             params = faiss.SearchParametersIVF(nprobe=nprobe)
             if selector is not None:
                 params.sel = selector
-        scores, ids = self._index.search(queries, k, params=params)
+        scores, ids = self._search(queries, k, params)
         return [[(int(i), float(s)) for s, i in zip(row_scores, row_ids, strict=True) if i >= 0]
                 for row_scores, row_ids in zip(scores, ids, strict=True)]
 
+    def _search(self, queries: np.ndarray, k: int, params: faiss.SearchParameters | None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """One query runs on one OpenMP thread: FAISS splits an exact single-query scan over
+        both cores, which measured slower even on a quiet machine (20k vectors: 2.9 ms vs
+        1.0 ms) and far slower on a busy one, where each scan waits for a descheduled thread
+        (24 ms). The setting is per calling thread, and restored."""
+        if len(queries) > 1:
+            return self._index.search(queries, k, params=params)
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            return self._index.search(queries, k, params=params)
+        finally:
+            faiss.omp_set_num_threads(threads)
+
     def save(self, path: str | Path) -> None:
-        """Write to a temporary file and rename it over the old one: readers never see half."""
+        """Write to a temporary file and rename it over the old one: readers never see half,
+        and two processes saving at once never write into each other's file."""
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
         faiss.write_index(self._index, str(tmp))
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())

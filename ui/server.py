@@ -18,8 +18,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from qa.api import MAX_K, MAX_QUESTION_CHARS, ArticleQA, check_question
+from qa.api import MAX_K, ArticleQA
 from qa.articles import MAX_BYTES
+from qa.search import MAX_QUESTION_CHARS, check_question
 from ui.app import DEFAULT_K, build_app, launch_kwargs
 
 DEFAULT_HOST = "127.0.0.1"
