@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ui import library, render
@@ -62,7 +64,14 @@ def test_refusals_say_why(tmp_path):
         library.store_upload(empty, "empty.md", tmp_path)
 
 
-def test_add_items_reports_each_file_and_url(kb, tmp_path):
+def test_add_items_reports_each_file_and_url(location, encoder, tmp_path, monkeypatch):
+    """On each backend; a database keeps no files, so uploads go to $ARTICLEQA_FILES."""
+    from qa import ArticleQA
+
+    monkeypatch.setenv("ARTICLEQA_FILES", str(tmp_path / "files"))
+    kb = ArticleQA(location, encoder=encoder)
+    expected = tmp_path / "files" if location.startswith("postgresql") else Path(location)
+    assert kb.files == expected
     good = tmp_path / "harbour.txt"
     good.write_text("Harbour pilots strike\n\nPilots at Lowmere harbour stopped work on "
                     "Friday over new shift rules, their association said.")
@@ -77,6 +86,7 @@ def test_add_items_reports_each_file_and_url(kb, tmp_path):
     again = library.add_items(kb, [good], "")
     assert [(r.file, r.result) for r in again] == [("harbour.txt", "unchanged")]
     assert library.summary(rows).startswith("1 added")
+    kb.close()
 
 
 def test_markdown_escaping_keeps_markup_literal():
