@@ -6,6 +6,7 @@ so one broken file (or one broken JSONL line) costs only itself.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import re
@@ -191,6 +192,13 @@ def from_record(record: object, source: str, file: str) -> Article:
     return article
 
 
+def _where(exc: json.JSONDecodeError, lines: bool) -> str:
+    """"Expecting value at line 3 column 5"; a message that already ends in "at" (e.g.
+    "Unterminated string starting at") takes the place without a second "at"."""
+    place = f"line {exc.lineno} column {exc.colno}" if lines else f"column {exc.colno}"
+    return f"{exc.msg} {place}" if exc.msg.endswith(" at") else f"{exc.msg} at {place}"
+
+
 def _records(raw: str, path: str, lines: bool) -> Iterator[Article | Refused]:
     if lines:
         for number, line in enumerate(raw.splitlines(), 1):
@@ -200,14 +208,14 @@ def _records(raw: str, path: str, lines: bool) -> Iterator[Article | Refused]:
             try:
                 yield from_record(json.loads(line), where, path)
             except json.JSONDecodeError as exc:
-                yield Refused(where, f"invalid JSON: {exc.msg} at column {exc.colno}")
+                yield Refused(where, f"invalid JSON: {_where(exc, lines=False)}")
             except LoadError as exc:
                 yield Refused(where, str(exc))
         return
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        yield Refused(path, f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+        yield Refused(path, f"invalid JSON: {_where(exc, lines=True)}")
         return
     if isinstance(data, dict) and isinstance(data.get("articles"), list):
         items = data["articles"]
@@ -237,8 +245,13 @@ def load_file(path: Path, max_bytes: int = MAX_BYTES) -> Iterator[Article | Refu
         if suffix not in SUPPORTED_SUFFIXES:
             raise LoadError(f"unsupported file type {suffix or '(none)'!r}; supported: "
                             + ", ".join(sorted(SUPPORTED_SUFFIXES)))
-        if path.is_symlink() and not path.exists():
-            raise LoadError("broken symbolic link: its target does not exist")
+        if path.is_symlink():
+            try:
+                path.stat()
+            except OSError as exc:
+                raise LoadError("symbolic link loop: the link leads back to itself"
+                                if exc.errno == errno.ELOOP
+                                else "broken symbolic link: its target does not exist") from None
         if not path.is_file():
             raise LoadError("not a regular file")
         size = path.stat().st_size

@@ -57,7 +57,9 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def _print_answer(answer: Answer) -> None:
     print(f"Q: {answer.question}")
-    print(f"A: {answer.text}" if answer.text else "A: (no answer extracted; closest passages:)")
+    print(f"A: {answer.text}  (confidence {answer.confidence:.2f})" if answer.text else
+          f"A: (no answer: confidence {answer.confidence:.2f} is below the reader's threshold; "
+          "closest passages:)")
     for p in answer.passages:
         when = f", {p.published}" if p.published else ""
         print(f"\n[{p.rank}] {p.title}{when}  score {p.score:.3f}")
@@ -81,7 +83,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     info = kb.info()
     articles = [article_dict(a) for a in kb.articles()]
     if args.json:
-        print(json.dumps({**info, "articles": articles}, ensure_ascii=False, indent=2))
+        print(json.dumps({**info, "article_list": articles}, ensure_ascii=False, indent=2))
         return 0
     for key, value in info.items():
         print(f"{key:<15} {value}")

@@ -68,7 +68,13 @@ class Ingester:
         for article in latest.values():
             if known.get(article.id) == article.content_hash:
                 report.unchanged.append(article.source)
-            elif chunks := self.chunk(article):
+                continue
+            try:
+                chunks = self.chunk(article)
+            except Exception as exc:  # noqa: BLE001 - one article's failure never ends a batch
+                report.failed.append((article.source, f"could not be chunked: {exc}"))
+                continue
+            if chunks:
                 todo.append((article, chunks))
             else:
                 report.failed.append((article.source, "no text to index"))

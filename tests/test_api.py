@@ -295,3 +295,22 @@ def test_good_items_of_a_bad_batch_are_indexed(kb, tmp_path):
     assert "invalid JSON" in reasons[f"{tmp_path}/mixed.jsonl:2"]
     assert "no such file" in reasons[str(tmp_path / "missing.md")]
     assert len(kb) == 2 and _consistent(kb)
+
+
+def test_an_article_that_cannot_be_chunked_is_refused_alone(kb, monkeypatch):
+    """Whatever fails inside one article (a library limit, a bug) is that article's reason;
+    the rest of the batch is indexed."""
+    chunk = kb.ingester.chunk
+
+    def fragile(article):
+        if "poison" in article.text:
+            raise ValueError("text of length 1199961 exceeds the limit")
+        return chunk(article)
+
+    monkeypatch.setattr(kb.ingester, "chunk", fragile)
+    report = kb.add_articles([Article(source="a.txt", title="Ferry", text="The ferry sailed."),
+                              Article(source="b.txt", title="Bad", text="poison " * 10)],
+                             progress=False)
+    assert report.added == ["a.txt"] and len(kb) == 1
+    assert report.failed == [("b.txt", "could not be chunked: text of length 1199961 exceeds "
+                                       "the limit")]

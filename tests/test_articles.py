@@ -342,7 +342,7 @@ def test_jsonl_with_one_broken_line_keeps_the_good_records(tmp_path):
                                                       (f"{path}#3", "Three")]
     assert len(refused) == 1
     assert refused[0].source == f"{path}:2"  # the line number says which line to fix
-    assert refused[0].reason.startswith("invalid JSON: ")
+    assert refused[0].reason == "invalid JSON: Unterminated string starting at column 35"
 
 
 @pytest.mark.parametrize("page", [
@@ -425,3 +425,11 @@ def test_folder_without_supported_files_is_reported(tmp_path):
     (tmp_path / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     refusal = _one_refusal(tmp_path)
     assert refusal.reason.startswith("folder holds no supported files (.htm, .html")
+
+
+def test_a_symlink_loop_is_called_a_loop(tmp_path):
+    loop = tmp_path / "loop.txt"
+    loop.symlink_to(loop)
+    (refused,) = list(iter_articles([loop]))
+    assert isinstance(refused, Refused)
+    assert refused.reason == "symbolic link loop: the link leads back to itself"

@@ -129,3 +129,21 @@ def test_manifest_records_only_options_that_are_set():
     assert ChunkSettings().as_dict() == {"target_tokens": 160, "overlap_sentences": 1,
                                          "max_tokens": 254}
     assert ChunkSettings(max_chunks=1).as_dict()["max_chunks"] == 1
+
+
+def test_a_megabyte_article_is_chunked_whole(encoder):
+    """Over a megabyte (beyond the 1,000,000-character limit that used to abort a batch):
+    every character lands in a chunk within the token budget, in bounded time."""
+    paragraph = " ".join(
+        f"On day {n} the harbour council of Tarnholm met about the ferry and the bridge, "
+        f"said Councillor Ane Sjödahl, who chairs committee {n % 17}." for n in range(6))
+    text = "\n\n".join(f"{paragraph} Report {n}." for n in range(1300))
+    assert len(text) > 1_000_000
+    chunks = _chunks(text, encoder)
+    assert len(chunks) > 1000
+    assert max(encoder.count_tokens([c.text for c in chunks])) <= SETTINGS.target_tokens
+    assert all(text[c.start:c.end] == c.text for c in chunks)
+    covered = bytearray(len(text))
+    for chunk in chunks:
+        covered[chunk.start:chunk.end] = b"\x01" * (chunk.end - chunk.start)
+    assert not "".join(ch for ch, hit in zip(text, covered, strict=True) if not hit).strip()

@@ -37,8 +37,11 @@ def test_seed_index_ask_info_end_to_end(tmp_path, seed_article):
     assert top["rank"] == 1 and "their fight" in top["text"] and "Kerry" in top["text"]
 
     info = json.loads(run("info", "--json", env=env).stdout)
-    assert info["articles"][0]["title"] == "US on Iraq: 'Their fight'"
-    assert info["articles"][0]["published"] == "2014-01-05"
+    assert info["articles"] == 1 and info["chunks"] == info["vectors"] > 1  # counts stay numbers
+    assert info["article_list"][0]["title"] == "US on Iraq: 'Their fight'"
+    assert info["article_list"][0]["published"] == "2014-01-05"
+    plain = run("ask", "who said it was their fight?", env=env)
+    assert "A: John Kerry  (confidence 0." in plain.stdout
 
     again = run("index", str(seed_article), "-q", env=env)
     assert "0 added, 0 updated, 1 unchanged, 0 failed" in again.stdout
@@ -63,7 +66,7 @@ def test_ask_and_remove_in_process(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "[1] Castmere Rovers win Northern Shield" in out and "[3]" not in out
     assert main(["info", "--index", index, "--json"]) == 0
-    article = next(a for a in json.loads(capsys.readouterr().out)["articles"]
+    article = next(a for a in json.loads(capsys.readouterr().out)["article_list"]
                    if "Castmere" in a["title"])
     assert main(["remove", article["id"], "nope", "--index", index]) == 1
     out = capsys.readouterr().out
@@ -110,3 +113,10 @@ def test_db_start_index_ask_info_stop_on_postgresql(tmp_path):
     refused = run("ask", "anything", env={"ARTICLEQA_INDEX": url})
     assert refused.returncode == 2 and "cannot connect to PostgreSQL" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_impossible_date_is_refused_naming_the_option(tmp_path, capsys):
+    index = str(tmp_path / "idx")
+    assert main(["index", str(SAMPLES / "rail-strike.md"), "--index", index, "-q"]) == 0
+    assert main(["ask", "When?", "--index", index, "--since", "2026-13-45"]) == 2
+    assert "since: '2026-13-45' is not a date" in capsys.readouterr().err

@@ -18,8 +18,10 @@ import pytest
 from tests.conftest import ROOT, SAMPLES
 from tests.live_server import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, start_server
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"{CHROMIUM} is absent (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(),
+    reason=f"the browser tests drive Debian's Chromium, and {CHROMIUM} is absent: install it "
+    "with `sudo apt-get install chromium fonts-dejavu-core` (as .ci/run does), then rerun")
 TIMEOUT = 30_000  # ms
 
 # Our own words: a fictional festival page whose text carries markup that must stay inert.
@@ -196,6 +198,31 @@ def test_upload_a_file_and_ask_about_it(page, live, tmp_path):
     expect(page.locator("#aq-sources .aq-source").first).to_contain_text("84 passengers")
     expect(reply).to_contain_text("[1]")
     shot(page, "chat-upload.png")
+
+
+def test_unicode_named_uploads_are_both_added(page, live, tmp_path):
+    """Two non-Latin names in one go: once both became upload.txt and one article was lost."""
+    from playwright.sync_api import expect
+
+    texts = {"東京.txt": "Tokyo tram fares rise\n\nTram fares in Tokyo rise by 20 yen in May.",
+             "Москва.txt": "Moscow metro adds a line\n\nA new metro line opened in Moscow."}
+    files = []
+    for name, text in texts.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        files.append(str(tmp_path / name))
+    page.get_by_role("tab", name="Library").click()
+    page.locator("#aq-upload input[type=file]").set_input_files(files)
+    for name in texts:
+        stem, suffix = name.rsplit(".", 1)
+        expect(page.locator("#aq-upload")).to_contain_text(
+            re.compile(re.escape(stem) + r"\s*\." + re.escape(suffix)))
+    page.locator("#aq-add").click()
+    expect(page.locator("#aq-add-status")).to_contain_text("2 added, 0 updated, 0 unchanged, "
+                                                           "0 failed")
+    for name, text in texts.items():
+        expect(page.locator("#aq-add-results")).to_contain_text(name)
+        expect(page.locator("#aq-articles")).to_contain_text(text.split("\n")[0])
+        assert (live.kb.files / "uploads" / name).read_text(encoding="utf-8") == text
 
 
 def test_refused_upload_says_why(page, tmp_path):

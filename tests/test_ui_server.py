@@ -57,7 +57,7 @@ def test_ask_default_k_and_filters(client, live):
 
 
 @pytest.mark.parametrize("body, where", [
-    ({"question": ""}, "question"),
+    ({"question": ""}, "question is empty"),
     ({"question": "   "}, "question is empty"),
     ({"question": QUESTION, "k": 0}, "greater than or equal to 1"),
     ({"question": QUESTION, "k": 10_000}, "less than or equal to 100"),
@@ -71,7 +71,11 @@ def test_ask_default_k_and_filters(client, live):
     ({"question": QUESTION, "filters": {"since": "last week"}}, "filters.since"),
     ({"question": QUESTION, "filters": "rail"}, "filters"),
     ({"question": QUESTION, "colour": "red"}, "colour: Extra inputs are not permitted"),
-    ({"question": "x" * 5000}, "question"),
+    ({"question": QUESTION, "filters": {"since": "2026-13-45"}},
+     "filters.since: '2026-13-45' is not a date"),
+    ({"question": QUESTION, "filters": {"until": "2026-02-30"}}, "filters.until"),
+    ({"question": "x" * 3000}, "the limit is 2,000"),  # one limit, one message, any length
+    ({"question": "x" * 10_000}, "the limit is 2,000"),
 ])
 def test_bad_bodies_are_422_with_a_message(client, body, where):
     response = client.post("/api/ask", json=body)
@@ -157,12 +161,20 @@ def test_gradio_client_ask_gets_the_answer_john_kerry(live):
     assert _gradio_ask(live, QUESTION)["answer"] == "John Kerry"
 
 
-def test_gradio_endpoint_reports_bad_input(live):
+def test_gradio_endpoint_reports_bad_input_in_one_log_line(live, capfd, caplog):
     from gradio_client import Client
 
     client = Client(live.url + "/", verbose=False, download_files=False)
+    capfd.readouterr()
     try:
         with pytest.raises(Exception, match="question is empty"):
             client.predict(question="   ", k=5, api_name="/ask")
+        with pytest.raises(Exception, match="since: '2026-13-45' is not a date"):
+            client.predict(question=QUESTION, k=5, since="2026-13-45", api_name="/ask")
     finally:
         client.close()
+    assert "Traceback" not in capfd.readouterr().err  # was ~35 lines per bad call
+    refused = [r.getMessage() for r in caplog.records if r.name == "articleqa.chat"]
+    assert refused == ["/ask refused: question is empty",
+                       "/ask refused: since: '2026-13-45' is not a date (YYYY, YYYY-MM or "
+                       "YYYY-MM-DD)"]

@@ -12,6 +12,7 @@ named endpoint ``/ask`` returns the `articleqa ask --json` dictionary.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -28,6 +29,8 @@ from qa.articles import MAX_BYTES  # noqa: E402
 from qa.conversation import Conversation, Resolution, cited_ranks  # noqa: E402
 from qa.results import Answer, passage_dict  # noqa: E402
 from ui import library, render  # noqa: E402
+
+log = logging.getLogger("articleqa.chat")
 
 TITLE = "ArticleQA"
 DEFAULT_K = 5
@@ -314,7 +317,8 @@ def build_app(kb: ArticleQA, max_bytes: int = MAX_BYTES) -> gr.Blocks:
             try:
                 return backend.ask_dict(question, k, sources=sources, since=since, until=until)
             except (ValueError, TypeError) as exc:
-                raise gr.Error(str(exc)) from exc
+                log.warning("/ask refused: %s", exc)  # one line, not a traceback
+                raise gr.Error(str(exc), print_exception=False) from exc
 
         gr.api(ask, api_name="ask")
     return app

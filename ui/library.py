@@ -1,13 +1,18 @@
 """Library management for the chat: uploads copied into the index folder, URLs, removal.
 
-Uploads land in ``<index>/uploads/`` under a sanitised name: only the last path component of
-whatever name the browser sent, reduced to letters, digits, ``.-_``; the final path is checked
-to sit inside that folder, so "../../etc/passwd" or "/abs/path.txt" can never write elsewhere.
-Re-uploading a file with the same name replaces its earlier copy (and so its article).
+Uploads land in ``<index>/uploads/`` under a sanitised name (``safe_name``): only the last path
+component of whatever name the browser sent, NFC-normalised, keeping Unicode letters, digits
+and ``_-.`` (other characters become ``-``), capped in characters and UTF-8 bytes. A name that
+had to change gets a short hash of the original appended, so distinct names never share a
+stored file. The final path is checked to sit inside that folder, so "../../etc/passwd" or
+"/abs/path.txt" can never write elsewhere. Re-uploading a file with the same name replaces its
+earlier copy (and so its article); two files in one upload that would share a stored file are
+refused rather than one silently replacing the other.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import unicodedata
@@ -21,7 +26,11 @@ UPLOAD_DIR = "uploads"
 ALLOWED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".json", ".jsonl")
 MAX_FILES = 50
 MAX_URLS = 20
-MAX_NAME = 100
+MAX_NAME = 100  # characters in the stem
+MAX_NAME_BYTES = 200  # UTF-8 bytes in the whole name; file systems allow 255
+MAX_SUFFIX = 10
+HASH_CHARS = 8
+_SUFFIX = re.compile(rf"[A-Za-z0-9]{{1,{MAX_SUFFIX}}}")
 
 
 class UploadRefused(ValueError):
@@ -42,17 +51,59 @@ class Row:
 HEADERS = ["file", "article", "result", "detail"]
 
 
+def _keep(char: str, previous_kept: bool) -> bool:
+    """Letters and digits of any script, ``_-.``; combining marks after a kept character
+    (Devanagari vowel signs, Thai tone marks: not ``isalnum`` but part of the letters)."""
+    if char.isalnum() or char in "_-.":
+        return True
+    return previous_kept and unicodedata.category(char).startswith("M")
+
+
+def _clean(text: str) -> str:
+    """Runs of anything not kept (separators, controls, spaces, punctuation) become ``-``."""
+    out: list[str] = []
+    kept = replaced = False
+    for char in text:
+        kept = _keep(char, kept)
+        if kept and not (char == "-" and replaced):
+            out.append(char)
+            replaced = False
+        elif not kept and (not out or out[-1] != "-"):
+            out.append("-")
+            replaced = True
+    return "".join(out)
+
+
+def _truncate(text: str, chars: int, max_bytes: int) -> str:
+    text = text[:chars]
+    while len(text.encode()) > max_bytes:
+        text = text[:-1]
+    return text
+
+
 def safe_name(name: str) -> str:
-    """A file name that is safe to create inside the uploads folder, keeping the suffix."""
-    base = re.split(r"[\\/]", str(name))[-1]
-    base = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode()
+    """A file name that is safe to create inside the uploads folder, keeping the suffix.
+
+    Distinct names give distinct results and the same name always the same one: a name that
+    sanitising changed (a path dropped, characters replaced, the suffix lowercased, the stem
+    shortened) gets ``-<8 hex of sha1(original)>`` appended to its stem. Canonically equivalent
+    spellings (NFC/NFD) count as the same name. Never hidden, never ``.``/``..``, at most
+    ``MAX_NAME_BYTES`` bytes.
+    """
+    original = unicodedata.normalize("NFC", str(name))
+    base = re.split(r"[\\/]", original)[-1]
     stem, dot, suffix = base.rpartition(".")
-    if not dot:
-        stem, suffix = base, ""
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", stem)
-    stem = re.sub(r"-{2,}", "-", stem).strip("-_.")[:MAX_NAME] or "upload"
-    suffix = re.sub(r"[^A-Za-z0-9]+", "", suffix).lower()[:10]
-    return f"{stem}.{suffix}" if suffix else stem
+    if not (dot and _SUFFIX.fullmatch(suffix)):
+        stem, suffix = base, ""  # no suffix, or "a.t xt" / "файл.текст": all stem
+    suffix = suffix.lower()
+    tail = f".{suffix}" if suffix else ""
+    budget = MAX_NAME_BYTES - len(tail.encode()) - HASH_CHARS - 1
+    stem = _truncate(_clean(stem).strip(".-"), MAX_NAME, budget).strip(".-") or "upload"
+    result = stem + tail
+    if result != original:
+        digest = hashlib.sha1(original.encode("utf-8", "surrogatepass")).hexdigest()
+        result = f"{stem}-{digest[:HASH_CHARS]}{tail}"
+    return result
 
 
 def check_upload(path: Path, name: str, max_bytes: int = MAX_BYTES) -> None:
@@ -78,15 +129,21 @@ def upload_folder(index_folder: Path) -> Path:
     return folder
 
 
-def store_upload(temp_path: str | Path, original_name: str, index_folder: Path,
-                 max_bytes: int = MAX_BYTES) -> Path:
-    """Copy an uploaded file into ``<index>/uploads/`` under a sanitised name."""
-    temp_path = Path(temp_path)
-    check_upload(temp_path, original_name, max_bytes)
+def upload_target(original_name: str, index_folder: Path) -> Path:
+    """Where an upload called ``original_name`` is stored: always inside the uploads folder."""
     folder = upload_folder(index_folder)
     target = (folder / safe_name(original_name)).resolve()
     if target.parent != folder.resolve():
         raise UploadRefused("unsafe file name")
+    return target
+
+
+def store_upload(temp_path: str | Path, original_name: str, index_folder: Path,
+                 max_bytes: int = MAX_BYTES, target: Path | None = None) -> Path:
+    """Copy an uploaded file into ``<index>/uploads/`` under a sanitised name."""
+    temp_path = Path(temp_path)
+    check_upload(temp_path, original_name, max_bytes)
+    target = target or upload_target(original_name, index_folder)
     if target.is_symlink():
         target.unlink()
     shutil.copyfile(temp_path, target)
@@ -117,11 +174,17 @@ def add_items(kb, files: Sequence[str | Path] | None, urls_text: str | None,
         rows += [Row(Path(str(f)).name, "", "failed", f"more than {MAX_FILES} files at once; "
                      "upload the rest separately") for f in files[MAX_FILES:]]
         files = files[:MAX_FILES]
+    stored: dict[Path, str] = {}  # target -> the label of the upload stored there this call
     for item in files:
         path = Path(item if isinstance(item, str | Path) else getattr(item, "path", item))
         label = path.name
         try:
-            todo.append((label, str(store_upload(path, label, kb.files, max_bytes))))
+            target = upload_target(label, kb.files)
+            if target in stored:  # storing it would replace an upload reported above
+                raise UploadRefused(f"same stored name as {stored[target]} in this upload; "
+                                    "rename it or upload it separately")
+            todo.append((label, str(store_upload(path, label, kb.files, max_bytes, target))))
+            stored[target] = label
         except (UploadRefused, OSError) as exc:
             rows.append(Row(label, "", "failed", str(exc)))
     urls = [u.strip() for u in (urls_text or "").splitlines() if u.strip()]

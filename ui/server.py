@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from qa.api import MAX_K, ArticleQA
 from qa.articles import MAX_BYTES
+from qa.backends.base import check_day
 from qa.search import MAX_QUESTION_CHARS, check_question
 from ui.app import DEFAULT_K, build_app, launch_kwargs
 
@@ -33,17 +34,21 @@ class Filters(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sources: list[Annotated[str, Field(min_length=1)]] | None = Field(
         None, description="article ids, or parts of their source path / URL")
-    since: str | None = Field(None, pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$",
-                              description="published on or after (YYYY[-MM[-DD]])")
-    until: str | None = Field(None, pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$",
-                              description="published on or before (YYYY[-MM[-DD]])")
+    since: str | None = Field(None, description="published on or after (YYYY[-MM[-DD]])",
+                              examples=["2024-01-01"])
+    until: str | None = Field(None, description="published on or before (YYYY[-MM[-DD]])",
+                              examples=["2024-12-31"])
+
+    @field_validator("since", "until")
+    @classmethod
+    def _day(cls, value: str | None) -> str | None:
+        return check_day(value)  # "2026-13-45" -> 422 naming the field
 
 
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    question: Annotated[str, Field(strict=True, min_length=1,
-                                   max_length=MAX_QUESTION_CHARS * 2,
-                                   examples=["who said it was their fight?"])]
+    question: Annotated[str, Field(strict=True, examples=["who said it was their fight?"],
+                                   description=f"at most {MAX_QUESTION_CHARS:,} characters")]
     k: Annotated[int, Field(strict=True, ge=1, le=MAX_K,
                             description="passages to return")] = DEFAULT_K
     filters: Filters | None = None

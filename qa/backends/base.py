@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import ClassVar, Protocol
 
 import numpy as np
@@ -25,6 +26,19 @@ StoredArticle = tuple[Article, Sequence[Chunk], np.ndarray]  # an article, its c
 _DAY = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
 
 
+def check_day(value: str | None) -> str | None:
+    """A publication-date bound: a real YYYY, YYYY-MM or YYYY-MM-DD (not "2026-13-45")."""
+    if value is None:
+        return None
+    try:
+        if not _DAY.fullmatch(value):
+            raise ValueError
+        date.fromisoformat((value + "-01-01")[:10] if len(value) < 10 else value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a date (YYYY, YYYY-MM or YYYY-MM-DD)") from None
+    return value
+
+
 @dataclass(frozen=True)
 class Filters:
     """Only articles from these sources (ids, or parts of a source path or URL), published
@@ -35,9 +49,11 @@ class Filters:
     until: str | None = None
 
     def __post_init__(self) -> None:
-        for day in (self.since, self.until):
-            if day is not None and not _DAY.fullmatch(day):
-                raise ValueError(f"dates are YYYY[-MM[-DD]], got {day!r}")
+        for name in ("since", "until"):
+            try:
+                check_day(getattr(self, name))
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
 
     @property
     def active(self) -> bool:
