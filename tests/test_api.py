@@ -141,6 +141,19 @@ def test_other_model_is_refused_with_advice(tmp_path, encoder):
         ArticleQA(folder, encoder=encoder)
 
 
+def test_changed_model_weights_are_refused_saying_what_differs(tmp_path, encoder):
+    """The same model name with other weights: the advice must not name the same model again."""
+    folder = tmp_path / "index"
+    ArticleQA(folder, encoder=encoder).close()
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    (folder / MANIFEST_FILE).write_text(json.dumps({**manifest, "model_sha256": "0" * 64}))
+    with pytest.raises(IndexMismatch) as refused:
+        ArticleQA(folder, encoder=encoder)
+    message = str(refused.value)
+    assert "sha256 " + "0" * 64 in message and encoder.checksum in message
+    assert "the model files changed" in message and "--model" not in message
+
+
 def test_other_schema_is_refused_with_advice(tmp_path, encoder):
     folder = tmp_path / "index"
     ArticleQA(folder, encoder=encoder).close()
@@ -262,7 +275,7 @@ def test_filters_by_source_and_date(kb):
     assert {p.title for p in only.passages} == {
         "Westmark rail drivers to strike for 48 hours over pay"}
     assert kb.ask("What happened?", since="2030-01-01").passages == []
-    with pytest.raises(ValueError, match="dates are YYYY"):
+    with pytest.raises(ValueError, match="is not a date"):
         kb.ask("What happened?", since="last week")
 
 
