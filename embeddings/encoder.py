@@ -99,7 +99,7 @@ class Encoder:
     need not import and build the batch machinery it never uses. Ingest loads it on first use.
     """
 
-    def __init__(self, model: str | None = None, batch_size: int = 64, device: str = "cpu"):
+    def __init__(self, model: str | None = None, batch_size: int = 32, device: str = "cpu"):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
         from transformers.utils import logging as hf_logging
