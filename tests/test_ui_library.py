@@ -211,3 +211,11 @@ def test_chat_backend_passes_the_filters_and_blank_dates_mean_no_limit():
         ("who won?", 3, {"sources": ("rail-strike.md",), "since": "2026-01-01", "until": None}),
         ("who won?", 5, {"sources": (), "since": None, "until": None}),
     ]
+
+
+def test_chat_refuses_an_impossible_date_like_every_other_face(kb):
+    """The chat shows this message as "Cannot search: ..."; CLI, Python and HTTP say the same."""
+    from ui.app import ChatBackend
+
+    with pytest.raises(ValueError, match=r"^since: '2026-13-45' is not a date"):
+        ChatBackend(kb).ask("When did the ferry sail?", 3, since="2026-13-45")
