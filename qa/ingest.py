@@ -1,7 +1,9 @@
 """Ingest: load, clean, chunk, embed and store articles, batch by batch, reporting each one.
 
-Each batch of about ``batch_chunks`` chunks is one backend transaction: a killed ingest keeps
-the batches before it and loses the one in flight, never part of an article.
+Articles stream through: each batch of about ``batch_chunks`` chunks is embedded and written
+as one backend transaction before the next is read, so memory does not grow with the corpus,
+and a killed ingest keeps the batches before it and loses the one in flight, never part of
+an article.
 """
 
 from __future__ import annotations
@@ -20,20 +22,19 @@ from qa.chunking import Chunk, ChunkSettings, chunk_text
 from qa.results import IngestReport
 
 BATCH_CHUNKS = 1024
+LOOKAHEAD = 256  # articles whose stored content hashes are fetched in one query
 TITLE_TOKENS = 32  # at most this much of a headline is embedded with each chunk
 
 
-def _batches(items: Sequence[tuple[Article, list[Chunk]]], size: int
-             ) -> Iterator[list[tuple[Article, list[Chunk]]]]:
-    batch, count = [], 0
-    for item in items:
-        batch.append(item)
-        count += len(item[1])
-        if count >= size:
-            yield batch
-            batch, count = [], 0
-    if batch:
-        yield batch
+def _windows(articles: Iterable[Article], size: int) -> Iterator[list[Article]]:
+    window: list[Article] = []
+    for article in articles:
+        window.append(article)
+        if len(window) == size:
+            yield window
+            window = []
+    if window:
+        yield window
 
 
 @dataclass
@@ -48,52 +49,76 @@ class Ingester:
             max_bytes: int = MAX_BYTES) -> IngestReport:
         """Files, folders and URLs: every one is stored or reported with its reason."""
         report = IngestReport()
-        articles = []
-        for item in tqdm(iter_articles(inputs, max_bytes), desc="Reading", unit=" article",
-                         disable=not progress):
-            if isinstance(item, Refused):
-                report.failed.append((item.source, item.reason))
-            else:
-                articles.append(item)
-                report.notes.extend((item.source, note) for note in item.notes)
-        return self.add_articles(articles, progress=progress, report=report)
+
+        def readable() -> Iterator[Article]:
+            for item in iter_articles(inputs, max_bytes):
+                if isinstance(item, Refused):
+                    report.failed.append((item.source, item.reason))
+                else:
+                    report.notes.extend((item.source, note) for note in item.notes)
+                    yield item
+
+        return self.add_articles(readable(), progress=progress, report=report)
 
     def add_articles(self, articles: Iterable[Article], progress: bool = True,
                      report: IngestReport | None = None) -> IngestReport:
-        """Unchanged articles are skipped, edited ones replace their old chunks."""
+        """Unchanged articles are skipped, edited ones replace their old chunks; when a source
+        comes twice, its last copy wins.
+
+        Streams: articles are read, chunked, embedded and committed a batch at a time, so
+        memory holds one batch (and a line of report per article), whatever the corpus size.
+        """
         report = report or IngestReport()
-        latest = {article.id: article for article in articles}  # the last copy of a source wins
-        known = self.backend.content_hashes(list(latest))
-        todo: list[tuple[Article, list[Chunk]]] = []
-        for article in latest.values():
-            if known.get(article.id) == article.content_hash:
-                report.unchanged.append(article.source)
-                continue
-            try:
-                chunks = self.chunk(article)
-            except Exception as exc:  # noqa: BLE001 - one article's failure never ends a batch
-                report.failed.append((article.source, f"could not be chunked: {exc}"))
-                continue
-            if chunks:
-                todo.append((article, chunks))
-            else:
-                report.failed.append((article.source, "no text to index"))
-        total = sum(len(chunks) for _, chunks in todo)
-        with tqdm(total=total, desc="Embedding", unit=" chunk",
-                  disable=not (progress and total)) as bar:  # no bar for nothing to do
-            for batch in _batches(todo, self.batch_chunks):
-                inputs = [text for a, chunks in batch for text in self.passage_inputs(a, chunks)]
-                vectors = self.encoder.encode(inputs)
-                bounds = np.cumsum([0, *(len(chunks) for _, chunks in batch)])
-                self.backend.replace_articles(
-                    [(a, chunks, vectors[bounds[i]:bounds[i + 1]])
-                     for i, (a, chunks) in enumerate(batch)])
-                for article, _ in batch:
-                    (report.updated if article.id in known else report.added).append(
-                        article.source)
-                bar.update(len(inputs))
-        if todo:
+        existed: dict[str, bool] = {}  # stored before this run?
+        written: dict[str, str] = {}  # content hash this run stored, by article id
+        results: dict[str, tuple[str, str, str]] = {}  # id -> (source, result, reason)
+        pending: dict[str, tuple[Article, list[Chunk]]] = {}
+
+        def commit(bar: tqdm) -> None:
+            batch = list(pending.values())
+            pending.clear()
+            inputs = [text for a, chunks in batch for text in self.passage_inputs(a, chunks)]
+            vectors = self.encoder.encode(inputs)
+            bounds = np.cumsum([0, *(len(chunks) for _, chunks in batch)])
+            self.backend.replace_articles(
+                [(a, chunks, vectors[bounds[i]:bounds[i + 1]])
+                 for i, (a, chunks) in enumerate(batch)])
+            for article, _ in batch:
+                written[article.id] = article.content_hash
+                results[article.id] = (article.source,
+                                       "updated" if existed[article.id] else "added", "")
+            bar.update(len(inputs))
+
+        with tqdm(desc="Indexing", unit=" chunk", disable=not progress) as bar:
+            for window in _windows(articles, LOOKAHEAD):
+                stored = self.backend.content_hashes([a.id for a in window if a.id not in written])
+                for article in window:
+                    existed.setdefault(article.id, article.id in stored)
+                    pending.pop(article.id, None)  # an earlier copy not yet committed
+                    if written.get(article.id, stored.get(article.id)) == article.content_hash:
+                        results.setdefault(article.id, (article.source, "unchanged", ""))
+                        continue
+                    try:
+                        chunks = self.chunk(article)
+                    except Exception as exc:  # noqa: BLE001 - one article never ends a batch
+                        results[article.id] = (article.source, "failed",
+                                               f"could not be chunked: {exc}")
+                        continue
+                    if not chunks:
+                        results[article.id] = (article.source, "failed", "no text to index")
+                        continue
+                    pending[article.id] = (article, chunks)
+                    if sum(len(c) for _, c in pending.values()) >= self.batch_chunks:
+                        commit(bar)
+            if pending:
+                commit(bar)
+        if written:
             self.backend.flush()
+        for source, result, reason in results.values():
+            if result == "failed":
+                report.failed.append((source, reason))
+            else:
+                getattr(report, result).append(source)
         return report
 
     def chunk(self, article: Article) -> list[Chunk]:

@@ -26,7 +26,7 @@ def test_seed_index_ask_info_end_to_end(tmp_path, seed_article):
     first = run("index", str(seed_article), env=env)
     assert first.returncode == 0, first.stderr
     assert "1 added, 0 updated, 0 unchanged, 0 failed" in first.stdout
-    assert "Embedding" in first.stderr  # the progress bar
+    assert "Indexing" in first.stderr  # the progress bar
 
     asked = run("ask", "who said it was their fight?", "--json", env=env)
     assert asked.returncode == 0, asked.stderr
