@@ -75,9 +75,7 @@ class ArticleQA:
             model=self.encoder.name, model_sha256=self.encoder.checksum,
             dimension=self.encoder.dimension, chunking=chunking.as_dict(),
             passage_format=TITLE_AND_TEXT if embed_title else TEXT_ONLY)
-        if existing:
-            existing.check(self.manifest, self.location, self.backend.upgradable)
-        self.backend.open(self.manifest)
+        self.backend.open(self.manifest)  # refuses an index built any other way
         self.ingester = Ingester(self.backend, self.encoder, chunking, embed_title, batch_chunks)
         reranker = Reranker(reranker) if isinstance(reranker, str) else reranker
         self.searcher = Searcher(self.backend, self.encoder, retrieval, reranker)

@@ -147,7 +147,9 @@ class Backend(ArticleStore, LexicalSearch, Protocol):
         """What built the index here, or None where there is none yet."""
 
     def open(self, manifest: Manifest) -> None:
-        """Create (or upgrade) the index for ``manifest`` and record it."""
+        """Create (or upgrade) the index for ``manifest`` and record it; an index already here
+        is first checked against it (`Manifest.check`: `IndexMismatch` saying what to do);
+        a database does this under a lock, so two processes creating one cannot race."""
 
     def refresh(self) -> None:
         """Pick up what other processes committed since (cheap when nothing changed)."""
