@@ -45,6 +45,8 @@ class ArticleQA:
     add it. The reader loads on the first question, so ingest never pays for it.
     ``retrieval`` is the default search mode; ``batch_chunks`` how many chunks are embedded
     and committed together (smaller batches lose less work when an ingest is interrupted).
+    ``encoder_backend`` ("torch" or "onnx", see `Encoder`) embeds a new index; an existing
+    one opens with the backend that embedded it, and refuses the other.
     """
 
     def __init__(
@@ -59,12 +61,15 @@ class ArticleQA:
         threshold: float | None = None,
         reranker: str | Reranker | None = None,
         qa_model: str | Reader | None = None,
+        encoder_backend: str | None = None,
     ):
         self.backend = open_backend(path)
         self.location = self.backend.location
         self.files = files_folder(self.location)  # chat uploads are copied here
         existing = self.backend.read_manifest()
-        self.encoder = encoder or Encoder(model or (existing.model if existing else None))
+        self.encoder = encoder or Encoder(
+            model or (existing.model if existing else None),
+            backend=encoder_backend or (existing.encoder_backend if existing else None))
         if chunking is None:
             chunking = (ChunkSettings(**existing.chunking) if existing
                         else ChunkSettings(max_tokens=self.encoder.max_tokens))
@@ -74,7 +79,8 @@ class ArticleQA:
             backend=self.backend.kind, schema_version=self.backend.schema_version,
             model=self.encoder.name, model_sha256=self.encoder.checksum,
             dimension=self.encoder.dimension, chunking=chunking.as_dict(),
-            passage_format=TITLE_AND_TEXT if embed_title else TEXT_ONLY)
+            passage_format=TITLE_AND_TEXT if embed_title else TEXT_ONLY,
+            encoder_backend=self.encoder.backend)
         self.backend.open(self.manifest)  # refuses an index built any other way
         self.ingester = Ingester(self.backend, self.encoder, chunking, embed_title, batch_chunks)
         reranker = Reranker(reranker) if isinstance(reranker, str) else reranker
@@ -87,10 +93,21 @@ class ArticleQA:
     # --- ingest -------------------------------------------------------------------------
 
     def add(self, inputs: str | Path | Iterable[str | Path], progress: bool = True,
-            max_bytes: int = MAX_BYTES) -> IngestReport:
-        """Load, clean, chunk, embed and store files, folders and URLs; report each one."""
-        return self.ingester.add([inputs] if isinstance(inputs, str | Path) else inputs,
-                                 progress, max_bytes)
+            max_bytes: int = MAX_BYTES, cluster: str | None = None,
+            workers: int | None = None) -> IngestReport:
+        """Load, clean, chunk, embed and store files, folders and URLs; report each one.
+
+        ``cluster`` (``"local"`` or a Dask scheduler address; PostgreSQL indexes only) spreads
+        the work over that cluster's workers (`qa.cluster`); ``workers`` sizes a local one.
+        """
+        inputs = [inputs] if isinstance(inputs, str | Path) else inputs
+        if workers is not None and cluster != "local":
+            raise ValueError("--workers is for --cluster local (a running cluster has its own)")
+        if cluster:
+            from qa import cluster as on_cluster  # needs the [cluster] extra
+
+            return on_cluster.add(self, inputs, cluster, workers, progress, max_bytes)
+        return self.ingester.add(inputs, progress, max_bytes)
 
     def add_articles(self, articles: Iterable[Article], progress: bool = True,
                      report: IngestReport | None = None) -> IngestReport:

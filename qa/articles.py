@@ -312,12 +312,13 @@ def is_url(value: str) -> bool:
     return value.startswith(("http://", "https://"))
 
 
-def iter_articles(inputs: Iterable[str | Path], max_bytes: int = MAX_BYTES
-                  ) -> Iterator[Article | Refused]:
-    """Everything the inputs hold: files, folders (recursively, hidden entries skipped), URLs."""
+def source_units(inputs: Iterable[str | Path]) -> Iterator[str | Path | Refused]:
+    """What the inputs name, one loadable unit at a time: a URL (str) or a file (Path); folders
+    are walked (recursively, hidden entries skipped). A cluster ingest spreads these units over
+    its workers, so it must see the same ones, in the same order, as `iter_articles`."""
     for item in inputs:
         if isinstance(item, str) and is_url(item):
-            yield from load_url(item, max_bytes)
+            yield item
             continue
         path = Path(item)
         if path.is_dir():
@@ -329,9 +330,20 @@ def iter_articles(inputs: Iterable[str | Path], max_bytes: int = MAX_BYTES
             if not files:
                 yield Refused(str(path), "folder holds no supported files ("
                               + ", ".join(sorted(SUPPORTED_SUFFIXES)) + ")")
-            for child in files:
-                yield from load_file(child, max_bytes)
+            yield from files
         elif path.exists() or path.is_symlink():
-            yield from load_file(path, max_bytes)
+            yield path
         else:
             yield Refused(str(item), "no such file, folder or URL")
+
+
+def iter_articles(inputs: Iterable[str | Path], max_bytes: int = MAX_BYTES
+                  ) -> Iterator[Article | Refused]:
+    """Everything the inputs hold: files, folders (recursively, hidden entries skipped), URLs."""
+    for unit in source_units(inputs):
+        if isinstance(unit, Refused):
+            yield unit
+        elif isinstance(unit, str):
+            yield from load_url(unit, max_bytes)
+        else:
+            yield from load_file(unit, max_bytes)

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from embeddings import Encoder
 from qa.api import ArticleQA
 from qa.backends import is_server
+from qa.backends.manifest import TORCH
 from qa.chunking import ChunkSettings
 from qa.conversation import evaluate_conversations
 from qa.datasets import Dataset, Query
@@ -188,13 +189,17 @@ def summarise(rows: Sequence[dict]) -> dict:
     return metrics
 
 
-def _index_key(options: dict) -> str:
-    """The cache folder name for the index these options build (equal options share one)."""
+def _index_key(options: dict, encoder_backend: str = TORCH) -> str:
+    """The cache folder name for the index these options and encoder backend build (equal
+    ones share one; torch, the first backend, adds nothing, so older caches stay valid)."""
     def label(value: object) -> str:
         if isinstance(value, ChunkSettings):
             return ",".join(f"{k}{v}" for k, v in value.as_dict().items())
         return str(value)
-    return "-".join(f"{k}={label(options[k])}" for k in INDEX_OPTIONS if k in options) or "default"
+    parts = [f"{k}={label(options[k])}" for k in INDEX_OPTIONS if k in options]
+    if encoder_backend != TORCH:
+        parts.append(f"encoder={encoder_backend}")
+    return "-".join(parts) or "default"
 
 
 def open_index(dataset: Dataset, config: str, cache: Path | str, encoder: Encoder,
@@ -203,7 +208,8 @@ def open_index(dataset: Dataset, config: str, cache: Path | str, encoder: Encode
     building it cost; ``answering`` (reranker, qa_model) goes to `ArticleQA` as it is.
     A database URL as ``cache`` is the index itself (one dataset and configuration each)."""
     options = dict(CONFIGS[config])
-    location = cache if is_server(str(cache)) else Path(cache) / dataset.name / _index_key(options)
+    location = cache if is_server(str(cache)) else (
+        Path(cache) / dataset.name / _index_key(options, encoder.backend))
     kb = ArticleQA(location, encoder=encoder, **options, **answering)
     started = time.perf_counter()
     report = kb.add_articles(dataset.articles, progress=progress)
@@ -213,6 +219,7 @@ def open_index(dataset: Dataset, config: str, cache: Path | str, encoder: Encode
         "seconds": round(seconds, 2), "articles": len(kb), "chunks": chunks,
         "added": len(report.added), "reused": len(report.unchanged),
         "chunks_per_second": round(chunks / seconds, 1) if report.added and seconds else None,
+        "encoder_backend": encoder.backend,
     }
     encoder.clear_cache()
     return kb, build
@@ -239,13 +246,13 @@ def run_config(dataset: Dataset, config: str, cache: Path | str, encoder: Encode
 def evaluate(dataset: Dataset, configs: Sequence[str], out: Path, cache: Path | str,
              encoder: Encoder | None = None, model: str | None = None, progress: bool = True,
              limit: int | None = None, reranker: str | None = None,
-             qa_model: str | None = None) -> list[Run]:
+             qa_model: str | None = None, encoder_backend: str | None = None) -> list[Run]:
     """Run every configuration on the dataset and write the reports into ``out``; an optional
     re-ranker or extractive-QA model (loaded once) joins every configuration."""
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         raise ValueError(f"unknown config {unknown[0]!r}; choose from {', '.join(CONFIGS)}")
-    encoder = encoder or Encoder(model)
+    encoder = encoder or Encoder(model, backend=encoder_backend)
     answering = {"reranker": Reranker(reranker) if reranker else None,
                  "qa_model": load_reader(qa_model) if qa_model else None}
     runs = [run_config(dataset, c, cache, encoder, progress, limit, **answering)

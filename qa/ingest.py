@@ -37,6 +37,20 @@ def _windows(articles: Iterable[Article], size: int) -> Iterator[list[Article]]:
         yield window
 
 
+def read_articles(inputs: Iterable[str | Path], report: IngestReport,
+                  max_bytes: int = MAX_BYTES) -> Iterator[Article]:
+    """The articles of files, folders and URLs; each one refused goes into ``report``."""
+    for item in iter_articles(inputs, max_bytes):
+        if isinstance(item, Refused):
+            report.failed.append((item.source, item.reason))
+        else:
+            report.notes.extend((item.source, note) for note in item.notes)
+            yield item
+
+
+Batch = list[tuple[Article, list[Chunk]]]  # chunked articles, embedded and stored together
+
+
 @dataclass
 class Ingester:
     backend: Backend
@@ -49,16 +63,7 @@ class Ingester:
             max_bytes: int = MAX_BYTES) -> IngestReport:
         """Files, folders and URLs: every one is stored or reported with its reason."""
         report = IngestReport()
-
-        def readable() -> Iterator[Article]:
-            for item in iter_articles(inputs, max_bytes):
-                if isinstance(item, Refused):
-                    report.failed.append((item.source, item.reason))
-                else:
-                    report.notes.extend((item.source, note) for note in item.notes)
-                    yield item
-
-        return self.add_articles(readable(), progress=progress, report=report)
+        return self.add_articles(read_articles(inputs, report, max_bytes), progress, report)
 
     def add_articles(self, articles: Iterable[Article], progress: bool = True,
                      report: IngestReport | None = None) -> IngestReport:
@@ -69,57 +74,73 @@ class Ingester:
         memory holds one batch (and a line of report per article), whatever the corpus size.
         """
         report = report or IngestReport()
+        stored = False
+        with tqdm(desc="Indexing", unit=" chunk", disable=not progress) as bar:
+            for batch in self.plan(articles, report):
+                bar.update(self.store(batch))
+                stored = True
+        if stored:
+            self.backend.flush()
+        return report
+
+    def plan(self, articles: Iterable[Article], report: IngestReport) -> Iterator[Batch]:
+        """The batches (about ``batch_chunks`` chunks each) that `store` must write for these
+        articles: unchanged ones are skipped, a later copy of a source replaces an earlier
+        one. Each article's result goes into ``report`` once the articles are exhausted.
+
+        Planning is apart from storing so that a cluster can chunk on one worker and embed
+        on another (`qa.cluster`); here, each batch is stored before the next is planned.
+        """
         existed: dict[str, bool] = {}  # stored before this run?
-        written: dict[str, str] = {}  # content hash this run stored, by article id
+        planned: dict[str, str] = {}  # content hash this run stores, by article id
         results: dict[str, tuple[str, str, str]] = {}  # id -> (source, result, reason)
         pending: dict[str, tuple[Article, list[Chunk]]] = {}
 
-        def commit(bar: tqdm) -> None:
+        def release() -> Batch:
             batch = list(pending.values())
             pending.clear()
-            inputs = [text for a, chunks in batch for text in self.passage_inputs(a, chunks)]
-            vectors = self.encoder.encode(inputs)
-            bounds = np.cumsum([0, *(len(chunks) for _, chunks in batch)])
-            self.backend.replace_articles(
-                [(a, chunks, vectors[bounds[i]:bounds[i + 1]])
-                 for i, (a, chunks) in enumerate(batch)])
             for article, _ in batch:
-                written[article.id] = article.content_hash
+                planned[article.id] = article.content_hash
                 results[article.id] = (article.source,
                                        "updated" if existed[article.id] else "added", "")
-            bar.update(len(inputs))
+            return batch
 
-        with tqdm(desc="Indexing", unit=" chunk", disable=not progress) as bar:
-            for window in _windows(articles, LOOKAHEAD):
-                stored = self.backend.content_hashes([a.id for a in window if a.id not in written])
-                for article in window:
-                    existed.setdefault(article.id, article.id in stored)
-                    pending.pop(article.id, None)  # an earlier copy not yet committed
-                    if written.get(article.id, stored.get(article.id)) == article.content_hash:
-                        results.setdefault(article.id, (article.source, "unchanged", ""))
-                        continue
-                    try:
-                        chunks = self.chunk(article)
-                    except Exception as exc:  # noqa: BLE001 - one article never ends a batch
-                        results[article.id] = (article.source, "failed",
-                                               f"could not be chunked: {exc}")
-                        continue
-                    if not chunks:
-                        results[article.id] = (article.source, "failed", "no text to index")
-                        continue
-                    pending[article.id] = (article, chunks)
-                    if sum(len(c) for _, c in pending.values()) >= self.batch_chunks:
-                        commit(bar)
-            if pending:
-                commit(bar)
-        if written:
-            self.backend.flush()
+        for window in _windows(articles, LOOKAHEAD):
+            stored = self.backend.content_hashes([a.id for a in window if a.id not in planned])
+            for article in window:
+                existed.setdefault(article.id, article.id in stored)
+                pending.pop(article.id, None)  # an earlier copy not yet released
+                if planned.get(article.id, stored.get(article.id)) == article.content_hash:
+                    results.setdefault(article.id, (article.source, "unchanged", ""))
+                    continue
+                try:
+                    chunks = self.chunk(article)
+                except Exception as exc:  # noqa: BLE001 - one article never ends a batch
+                    results[article.id] = (article.source, "failed",
+                                           f"could not be chunked: {exc}")
+                    continue
+                if not chunks:
+                    results[article.id] = (article.source, "failed", "no text to index")
+                    continue
+                pending[article.id] = (article, chunks)
+                if sum(len(c) for _, c in pending.values()) >= self.batch_chunks:
+                    yield release()
+        if pending:
+            yield release()
         for source, result, reason in results.values():
             if result == "failed":
                 report.failed.append((source, reason))
             else:
                 getattr(report, result).append(source)
-        return report
+
+    def store(self, batch: Batch) -> int:
+        """Embed a batch and write it in one backend transaction; returns its chunk count."""
+        inputs = [text for a, chunks in batch for text in self.passage_inputs(a, chunks)]
+        vectors = self.encoder.encode(inputs)
+        bounds = np.cumsum([0, *(len(chunks) for _, chunks in batch)])
+        self.backend.replace_articles(
+            [(a, chunks, vectors[bounds[i]:bounds[i + 1]]) for i, (a, chunks) in enumerate(batch)])
+        return len(inputs)
 
     def chunk(self, article: Article) -> list[Chunk]:
         prefix = self._title_prefix(article.title)

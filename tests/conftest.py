@@ -16,11 +16,24 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 SEED_ARTICLE = ROOT.parent / "shared" / "seeds" / "dw-iraq-their-fight.txt"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory):
+    """The session's own $ARTICLEQA_CACHE (inherited by the CLI processes tests start): the
+    int8 export is tested once per session, and the user's own cache is never touched."""
+    folder = tmp_path_factory.mktemp("articleqa-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ARTICLEQA_CACHE", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
-def encoder():
+def encoder(onnx_cache):
+    """The default encoder (int8 ONNX Runtime), its model built once, before any test."""
     from embeddings import Encoder
 
-    return Encoder()
+    encoder = Encoder()
+    encoder.encode(["built now, not inside the first test that embeds"])
+    return encoder
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""What built an index: backend, model, weights checksum, dimension, chunking, schema version.
+"""What built an index: backend, model, weights checksum, encoder backend, dimension, chunking,
+schema version.
 
 Vectors from one model mean nothing to another, and chunks cut one way do not match a
 re-ingest cut another way, so an index is only ever opened with what built it. The embedded
@@ -10,11 +11,13 @@ from __future__ import annotations
 import json
 from dataclasses import MISSING, asdict, dataclass, fields
 
+from embeddings.encoder import BACKENDS
 from qa.chunking import ChunkSettings
 
 TITLE_AND_TEXT = "title + text"
 TEXT_ONLY = "text"
 EMBEDDED = "sqlite+faiss"  # what indexes from before the backend was recorded used
+TORCH = "torch"  # what indexes from before the encoder backend was recorded used
 # What to do about a damaged index: its files cannot be re-derived from each other.
 RESTORE = ("restore it from a backup, or index the sources again into a new index "
            "(--index NEWDIR or another database)")
@@ -35,6 +38,7 @@ class Manifest:
     schema_version: int
     passage_format: str = TITLE_AND_TEXT
     backend: str = EMBEDDED
+    encoder_backend: str = TORCH
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -78,6 +82,12 @@ class Manifest:
                 f"{where} was built with model {self.model!r} (sha256 {self.model_sha256}), "
                 f"not {wanted.model!r} (sha256 {wanted.model_sha256}). Open it with "
                 f"--model {self.model!r}, or {rebuild}.")
+        if self.encoder_backend != wanted.encoder_backend:
+            raise IndexMismatch(
+                f"{where} was embedded by the {self.encoder_backend} encoder backend, not "
+                f"{wanted.encoder_backend}, whose vectors differ slightly and must not be mixed "
+                f"with them: open it with --encoder-backend {self.encoder_backend} (or without "
+                f"the option), or {rebuild}.")
         if (self.chunking, self.passage_format) != (wanted.chunking, wanted.passage_format):
             raise IndexMismatch(
                 f"{where} was chunked with {self.chunking}, passages {self.passage_format!r}; "
@@ -112,6 +122,7 @@ def _problem(values: object) -> str | None:
         "passage_format": values.get("passage_format", TITLE_AND_TEXT) in (TITLE_AND_TEXT,
                                                                            TEXT_ONLY),
         "backend": isinstance(values.get("backend", EMBEDDED), str),
+        "encoder_backend": values.get("encoder_backend", TORCH) in BACKENDS,
     }
     bad = [name for name, ok in checks.items() if not ok]
     return f"invalid {', '.join(f'{name} {values.get(name)!r}' for name in bad)}" if bad else None
