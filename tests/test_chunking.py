@@ -147,3 +147,19 @@ def test_a_megabyte_article_is_chunked_whole(encoder):
     for chunk in chunks:
         covered[chunk.start:chunk.end] = b"\x01" * (chunk.end - chunk.start)
     assert not "".join(ch for ch, hit in zip(text, covered, strict=True) if not hit).strip()
+
+
+@pytest.mark.parametrize("text", [
+    "The mayor spoke. Then she left! Did anyone follow?",
+    "Café au lait — naïve “quotes” über alles. Zweiter Satz hier. 日本語の文。 Another one?",
+    "An emoji 😀 inside. And 𝔘nicode letters outside the basic plane. Done",
+    "  Leading spaces. Trailing spaces.   ",
+    "one",
+])
+def test_sentence_offsets_match_blingfires_own_wrapper(text):
+    import blingfire
+
+    from qa.chunking import _sentence_offsets
+
+    assert _sentence_offsets(text) == [tuple(s) for s in
+                                       blingfire.text_to_sentences_and_offsets(text)[1]]
