@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from embeddings import Encoder
 from qa.articles import MAX_BYTES, Article, source_id
@@ -22,7 +23,10 @@ from qa.ingest import BATCH_CHUNKS, Ingester
 from qa.optional_models import Reranker
 from qa.reader import NeuralReader, Reader, load_reader
 from qa.results import Answer, IngestReport, Passage
-from qa.search import Searcher, check_question
+from qa.search import SearchContext, Searcher, check_question
+
+if TYPE_CHECKING:
+    from qa.conversation import Chat
 
 MAX_K = 100
 READ_PASSAGES = 5  # the reader looks for the answer in this many top passages
@@ -120,21 +124,25 @@ class ArticleQA:
     # --- questions ------------------------------------------------------------------------
 
     def search(self, question: str, k: int, filters: Filters | None = None,
-               mode: str | None = None) -> tuple[list[Passage], dict[str, float]]:
+               mode: str | None = None, context: SearchContext | None = None
+               ) -> tuple[list[Passage], dict[str, float]]:
         """The ``k`` best distinct passages and each stage's time (ms); see `Searcher`."""
-        return self.searcher.search(question, k, filters, mode)
+        return self.searcher.search(question, k, filters, mode, context)
 
     def ask(self, question: str, k: int = 5, sources: Sequence[str] = (),
-            since: str | None = None, until: str | None = None) -> Answer:
+            since: str | None = None, until: str | None = None,
+            context: SearchContext | None = None) -> Answer:
         """Ranked, cited passages and the answer span, or "no answer" (``text`` None).
 
         ``sources`` (ids or parts of sources) and ISO ``since`` / ``until`` (inclusive) limit
-        which articles are searched.
+        which articles are searched; ``context`` is a follow-up's conversation so far
+        (`kb.conversation()` passes it).
         """
         question = check_question(question)
         if not 1 <= k <= MAX_K:
             raise ValueError(f"k must be between 1 and {MAX_K}, got {k}")
-        passages, timings = self.search(question, k, Filters(tuple(sources), since, until))
+        passages, timings = self.search(question, k, Filters(tuple(sources), since, until),
+                                        context=context)
         started = time.perf_counter()
         reading = self.reader.read(question, passages[:READ_PASSAGES])
         if reading.passage is not None:
@@ -147,6 +155,17 @@ class ArticleQA:
         return Answer(question=question, text=reading.text,
                       confidence=round(reading.confidence, 4), passages=passages,
                       timings=timings, candidates=list(reading.candidates))
+
+    def conversation(self, history: Iterable[dict] = ()) -> Chat:
+        """Follow-up questions: ``chat = kb.conversation()``, then each
+        ``resolution, answer = chat.ask(question, k=5, sources=..., since=..., until=...)``
+        resolves the question against the turns so far ("where was he speaking?" -> "where
+        was John Kerry speaking?", listed in ``resolution.changes``), asks it and records the
+        turn. ``history`` (``[{"question", "answer"}]``, at most 20) continues a conversation
+        held elsewhere."""
+        from qa.conversation import Chat
+
+        return Chat(self, history)
 
     @property
     def reader(self) -> Reader:

@@ -8,8 +8,7 @@ says "they" carries the previous turn's topic (its named entities and its articl
 entities). Every change is listed, so the UI can show exactly what was searched.
 
 No model and no network: capitalised spans, a few cue words, and overlap with the question.
-``evaluate_conversations`` scores the resolution on a multi-turn set (`articleqa eval
-samples/conversations.jsonl --corpus samples/articles`).
+Its evaluation lives with the evaluation code (qa/dialogue_evaluation.py, `articleqa eval`).
 """
 
 from __future__ import annotations
@@ -18,17 +17,24 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
 
 from qa.chunking import split_sentences
-from qa.datasets import Dialogue
-from qa.metrics import contains_answer, exact_match
+from qa.metrics import contains_answer
+from qa.search import MAX_QUESTION_CHARS, SearchContext
 from qa.words import REPORTING_VERBS, STOP_WORDS, TITLES, content_words
+
+if TYPE_CHECKING:
+    from qa.results import Answer
 
 PERSON_PRONOUNS = {"he", "him", "she", "his", "hers", "her", "himself", "herself"}
 POSSESSIVE = {"his", "hers"}
 THING_PRONOUNS = {"it", "its"}
 GROUP_PRONOUNS = {"they", "them", "their", "theirs"}
 CONTINUATIONS = ("and ", "what about ", "how about ", "also ")
+CONTEXT_TURNS = 2  # earlier turns whose words join a follow-up's search
+MAX_HISTORY_TURNS = 20  # turns a client may send as the conversation so far
+MAX_TURN_CHARS = MAX_QUESTION_CHARS  # per question / answer in that history
 # Capitalised words that name organisations or places, not people.
 NON_PERSON = frozenset("""
 union council office party labs rovers united observatory stadium street road lane bridge river
@@ -116,6 +122,7 @@ class Turn:
     person: str | None = None  # who "he" / "she" refers to next
     thing: str | None = None  # what "it" refers to next
     topic: list[str] = field(default_factory=list)  # carried by short follow-ups
+    source: str | None = None  # the article its answer (or best passage) came from
 
 
 @dataclass
@@ -246,16 +253,116 @@ class Conversation:
             topic = last.topic
         turn = Turn(resolution.question, resolution.resolved, answer.text,
                     person or (last.person if last else None),
-                    thing or (last.thing if last else None), topic)
+                    thing or (last.thing if last else None), topic,
+                    answer.passages[0].source if answer.passages else None)
         self.turns.append(turn)
         return turn
 
-    def ask(self, kb, question: str, k: int = 5, **filters):
-        """Resolve, ask ``kb``, record: (Resolution, Answer)."""
+    def search_context(self, question: str) -> SearchContext | None:
+        """What a follow-up is searched with besides its resolved words: the last
+        `CONTEXT_TURNS` turns' questions and answers, and the articles earlier turns read
+        from. None for a first question, and for one that names its own subject (a name, no
+        pronoun): a topic switch stays a switch."""
+        if not self.turns:
+            return None
+        words = {w.lower() for w in _WORD.findall(question)}
+        if named_spans(question) and not words & (PERSON_PRONOUNS | THING_PRONOUNS
+                                                  | GROUP_PRONOUNS):
+            return None
+        text = " ".join(f"{t.question} {t.answer or ''}".strip()
+                        for t in self.turns[-CONTEXT_TURNS:])
+        sources = Counter(t.source for t in self.turns if t.source)
+        return SearchContext(text, tuple(sorted(sources.items())))
+
+    def ask(self, kb, question: str, k: int = 5, **filters) -> Exchange:
+        """Resolve, ask ``kb`` with the conversation's context, record: (Resolution, Answer).
+        The one path every front end takes (the chat, ``POST /api/ask``, Gradio's ``/ask``,
+        `ArticleQA.conversation`)."""
         resolution = self.resolve(question)
-        answer = kb.ask(resolution.resolved, k=k, **filters)
+        answer = kb.ask(resolution.resolved, k=k, context=self.search_context(question),
+                        **filters)
         self.record(resolution, answer)
-        return resolution, answer
+        return Exchange(resolution, answer)
+
+    def remember(self, question: str, answer: str | None) -> Turn:
+        """Record a turn known only by its words (a client's ``history``): the question is
+        resolved as it would have been, and with no passages to judge by, the answer is whom
+        "he" / "she" means next only when the question asked who."""
+        resolution = self.resolve(question)
+        people = [t.person for t in self.turns if t.person]
+        person, thing, topic = _salient(resolution.resolved, (), None, people)
+        asks_who = re.match(r"\W*(?:and\s+)?(?:who|whom)\b", resolution.resolved,
+                            re.IGNORECASE)
+        if asks_who and answer and answer[:1].isupper() and len(answer.split()) <= 5:
+            person = answer
+        last = self.turns[-1] if self.turns else None
+        turn = Turn(resolution.question, resolution.resolved, answer,
+                    person or (last.person if last else None),
+                    thing or (last.thing if last else None),
+                    topic or (last.topic if last else []))
+        self.turns.append(turn)
+        return turn
+
+    @classmethod
+    def from_history(cls, history: Iterable) -> Conversation:
+        """The conversation so far from ``[{"question": ..., "answer": ... or None}]`` (at
+        most `MAX_HISTORY_TURNS`, each text at most `MAX_TURN_CHARS`); a bad shape is a
+        `ValueError` / `TypeError` saying which turn and why."""
+        if isinstance(history, str | bytes | dict) or not isinstance(history, Iterable):
+            raise TypeError(f"history must be a list of {{question, answer}}, "
+                            f"got {type(history).__name__}")
+        history = list(history)
+        if len(history) > MAX_HISTORY_TURNS:
+            raise ValueError(f"history has {len(history)} turns; the limit is "
+                             f"{MAX_HISTORY_TURNS} (send the most recent ones)")
+        chat = cls()
+        for number, item in enumerate(history):
+            if not isinstance(item, dict):
+                raise TypeError(f"history[{number}] must be an object with question and "
+                                f"answer, got {type(item).__name__}")
+            extra = set(item) - {"question", "answer"}
+            if extra:
+                raise ValueError(f"history[{number}] has unknown fields: "
+                                 f"{', '.join(sorted(map(str, extra)))}")
+            question, answer = item.get("question"), item.get("answer")
+            for name, value in (("question", question), ("answer", answer)):
+                if value is None and name == "answer":
+                    continue
+                if not isinstance(value, str):
+                    raise TypeError(f"history[{number}].{name} must be a string, got "
+                                    f"{type(value).__name__}")
+                if len(value) > MAX_TURN_CHARS:
+                    raise ValueError(f"history[{number}].{name} is {len(value):,} "
+                                     f"characters; the limit is {MAX_TURN_CHARS:,}")
+            if not question.strip():
+                raise ValueError(f"history[{number}].question is empty")
+            chat.remember(question, (answer or "").strip() or None)
+        return chat
+
+
+class Exchange(NamedTuple):
+    """One asked turn: how the question was resolved, and the answer to the resolved one."""
+
+    resolution: Resolution
+    answer: Answer
+
+
+class Chat:
+    """A conversation with one index (`ArticleQA.conversation()`): ``ask`` resolves the
+    question against the turns so far, searches, reads and records the turn."""
+
+    def __init__(self, kb, history: Iterable = ()):
+        self.kb = kb
+        self.conversation = Conversation.from_history(history)
+
+    @property
+    def turns(self) -> list[Turn]:
+        return self.conversation.turns
+
+    def ask(self, question: str, k: int = 5, **filters) -> Exchange:
+        """(Resolution, Answer) for ``question`` after the turns so far; ``filters`` as in
+        `ArticleQA.ask`."""
+        return self.conversation.ask(self.kb, question, k, **filters)
 
 
 def cited_ranks(answer) -> list[int]:
@@ -266,69 +373,3 @@ def cited_ranks(answer) -> list[int]:
     if spans:
         return spans
     return [p.rank for p in answer.passages if contains_answer(p.text, [answer.text])][:3]
-
-
-# --- evaluation ------------------------------------------------------------------------------
-
-
-def _hit_rank(passages, relevant: dict[str, int]) -> int | None:
-    return next((p.rank for p in passages if relevant.get(p.source, 0) > 0), None)
-
-
-def _mean(values: Iterable[bool | None]) -> float | None:
-    kept = [float(v) for v in values if v is not None]
-    return round(sum(kept) / len(kept), 4) if kept else None
-
-
-def evaluate_conversations(kb, dialogues: Sequence[Dialogue], k: int = 5) -> dict:
-    """Ask every conversation with and without follow-up resolution; score each turn.
-
-    ``resolution``: share of follow-ups whose resolved question holds all expected keywords.
-    ``article_hit@1/@k``: the expected article ranks first / in the top k, resolved vs raw.
-    ``answer_in_passages@k``: an acceptable answer appears in the top k passages.
-    ``answer_em``: the extracted answer matches (only turns where the reader answered).
-    """
-    rows = []
-    for dialogue in dialogues:
-        chat = Conversation()
-        for number, turn in enumerate(dialogue.turns, 1):
-            resolution, answer = chat.ask(kb, turn.question, k=k)
-            raw = kb.ask(turn.question, k=k) if number > 1 else answer
-            judged = bool(turn.answers)
-            rows.append({
-                "id": turn.id, "conversation": dialogue.id, "turn": number,
-                "question": turn.question, "resolved": resolution.resolved,
-                "changes": resolution.changes,
-                "keywords_ok": all(w.lower() in resolution.resolved.lower()
-                                   for w in turn.resolved_keywords) if number > 1 else None,
-                "article": bool(turn.relevant),
-                "hit_rank": _hit_rank(answer.passages, turn.relevant),
-                "raw_hit_rank": _hit_rank(raw.passages, turn.relevant),
-                "answer_in_passages": any(contains_answer(p.text, turn.answers)
-                                          for p in answer.passages) if judged else None,
-                "answer_at_1": contains_answer(answer.passages[0].text, turn.answers)
-                if judged and answer.passages else None,
-                "raw_answer_at_1": contains_answer(raw.passages[0].text, turn.answers)
-                if judged and raw.passages else None,
-                "answer": answer.text,
-                "answer_em": bool(exact_match(answer.text, turn.answers))
-                if judged and answer.text is not None else None,
-            })
-    follow_ups = [r for r in rows if r["turn"] > 1]
-    located = [r for r in follow_ups if r["article"]]
-    metrics = {
-        "conversations": len(dialogues), "turns": len(rows), "follow_ups": len(follow_ups),
-        "resolution": _mean(r["keywords_ok"] for r in follow_ups),
-        "article_hit@1": _mean(r["hit_rank"] == 1 for r in rows if r["article"]),
-        "follow_up_article_hit@1": _mean(r["hit_rank"] == 1 for r in located),
-        f"follow_up_article_hit@{k}": _mean(r["hit_rank"] is not None for r in located),
-        "follow_up_article_hit@1_unresolved": _mean(r["raw_hit_rank"] == 1 for r in located),
-        f"follow_up_article_hit@{k}_unresolved": _mean(r["raw_hit_rank"] is not None
-                                                       for r in located),
-        f"answer_in_passages@{k}": _mean(r["answer_in_passages"] for r in rows),
-        "follow_up_answer_in_passage@1": _mean(r["answer_at_1"] for r in follow_ups),
-        "follow_up_answer_in_passage@1_unresolved": _mean(r["raw_answer_at_1"]
-                                                          for r in follow_ups),
-        "answer_em": _mean(r["answer_em"] for r in rows),
-    }
-    return {"metrics": metrics, "rows": rows}

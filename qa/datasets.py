@@ -2,8 +2,12 @@
 
 SQuAD v1.1 / v2.0 JSON (each Wikipedia article, all its paragraphs, becomes one article),
 BEIR folders (corpus.jsonl[.gz], queries.jsonl, qrels/test.tsv), JSONL question files with
-acceptable answers (``answers: []`` = unanswerable) over a corpus of files, and JSONL
-conversations (rows with ``turns``: follow-up questions asked in order) over a corpus.
+acceptable answers (``answers: []`` = unanswerable) over a corpus of files, JSONL
+conversations (rows with ``turns``: follow-up questions asked in order) over a corpus, and
+conversational QA sets in the shared dialogue format (``.jsonl`` or ``.jsonl.gz``, one dialogue
+a line: ``{"id", "context", "turns": [{"question", "rewrite", "answer", "all_answers",
+"no_answer"}]}``): QuAC (each dialogue's ``context`` passage becomes one article), CANARD and
+TREC CAsT (human rewrites, no passages: scored on the resolved question's words alone).
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ class Query:
     answerable: bool = True
     resolved_keywords: list[str] = field(default_factory=list)  # words its resolved form must hold
     context: str | None = None  # the paragraph it was written about (SQuAD), for the reader alone
+    rewrite: str | None = None  # a person's standalone rewrite of the question (CANARD, CAsT)
+    answer: str | None = None  # the reference answer a user would have seen (QuAC, CANARD)
 
 
 @dataclass(frozen=True)
@@ -42,12 +48,19 @@ class Dialogue:
     turns: list[Query]
 
 
+QUESTIONS, CONVERSATIONS, PASSAGE_DIALOGUES, REWRITE_DIALOGUES = (
+    "questions", "conversations", "passage-dialogues", "rewrite-dialogues")
+
+
 @dataclass
 class Dataset:
     name: str
     articles: list[Article]
     queries: list[Query] = field(default_factory=list)
     dialogues: list[Dialogue] = field(default_factory=list)
+    # questions; conversations (over a corpus, with resolved_keywords); passage-dialogues
+    # (QuAC: each dialogue's passage is an article); rewrite-dialogues (CANARD, CAsT: no index)
+    kind: str = QUESTIONS
 
 
 def _json(path: Path) -> object:
@@ -171,16 +184,80 @@ def load_jsonl(path: Path, corpus: Sequence[str | Path]) -> Dataset:
         dialogues.append(Dialogue(name, [
             _query(f"{path}:{number} turn {turn}", item, f"{name}.{turn}", by_name)
             for turn, item in enumerate(turns, 1)]))
-    return Dataset(path.stem, articles, dialogues=dialogues)
+    return Dataset(path.stem, articles, dialogues=dialogues, kind=CONVERSATIONS)
+
+
+def _dialogue_name(path: Path) -> str:
+    return path.name.removesuffix(".gz").removesuffix(".jsonl")
+
+
+def _is_dialogue_file(path: Path) -> bool:
+    """The shared dialogue format: the first row has ``turns`` and a ``context`` key."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            first = next((line for line in handle if line.strip()), "")
+        row = json.loads(first) if first else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False  # load_jsonl reports it
+    return isinstance(row, dict) and "turns" in row and "context" in row
+
+
+def load_dialogues(path: str | Path) -> Dataset:
+    """A file in the shared dialogue format. With passages (QuAC) each dialogue's ``context``
+    is one article (source: the dialogue id) and every turn is judged on it; without (CANARD,
+    CAsT) there is nothing to index and the turns carry their human ``rewrite``."""
+    path = Path(path)
+    dialogues, articles = [], []
+    for number, row in enumerate(_jsonl(path), 1):
+        where = f"{path}:{number}"
+        turns = row.get("turns") if isinstance(row, dict) else None
+        if not isinstance(turns, list) or not turns or not all(
+                isinstance(t, dict) and isinstance(t.get("question"), str) for t in turns):
+            raise DatasetError(f"{where}: needs 'turns', each with a 'question'")
+        name = str(row.get("id") or number)
+        context = row.get("context")
+        if context is not None and not (isinstance(context, str) and context.strip()):
+            raise DatasetError(f"{where}: 'context' must be the passage text or null")
+        if context:
+            articles.append(Article(source=name, text=context,
+                                    title=str(row.get("title") or "")))
+        queries = []
+        for turn, item in enumerate(turns, 1):
+            spans = item.get("all_answers") or (
+                [{"text": item["answer"]}] if item.get("answer") else [])
+            try:
+                answers = list(dict.fromkeys(a["text"] for a in spans if a["text"]))
+            except (KeyError, TypeError) as exc:
+                raise DatasetError(f"{where} turn {turn}: bad 'all_answers' ({exc})") from exc
+            answerable = bool(answers) and not item.get("no_answer")
+            queries.append(Query(
+                f"{name}.{turn}", item["question"], answers if answerable else [],
+                {name: 1} if context else {}, answerable, context=context or None,
+                rewrite=item.get("rewrite") or None,
+                answer=item.get("answer") if answerable else None))
+        dialogues.append(Dialogue(name, queries))
+    if not dialogues:
+        raise DatasetError(f"{path}: no dialogues")
+    passages = bool(articles)
+    if passages and len(articles) != len(dialogues):
+        raise DatasetError(f"{path}: some dialogues have a 'context' passage and some do not")
+    if not passages and not any(t.rewrite for d in dialogues for t in d.turns[1:]):
+        raise DatasetError(f"{path}: dialogues without passages need follow-up 'rewrite's")
+    return Dataset(_dialogue_name(path), articles, dialogues=dialogues,
+                   kind=PASSAGE_DIALOGUES if passages else REWRITE_DIALOGUES)
 
 
 def load_dataset(path: str | Path, corpus: Sequence[str | Path] = ()) -> Dataset:
-    """Recognise the format: a BEIR folder, SQuAD JSON, or JSONL questions / conversations."""
+    """Recognise the format: a BEIR folder, SQuAD JSON, JSONL questions / conversations over a
+    corpus, or dialogues in the shared format (QuAC, CANARD, CAsT; .jsonl or .jsonl.gz)."""
     path = Path(path)
     if path.is_dir():
         return load_beir(path)
     if path.suffix == ".json":
         return load_squad(path)
+    if path.name.endswith((".jsonl", ".jsonl.gz")) and _is_dialogue_file(path):
+        return load_dialogues(path)
     if path.suffix == ".jsonl":
         return load_jsonl(path, corpus)
     raise DatasetError(f"{path}: expected a BEIR folder, SQuAD .json, or .jsonl questions or "

@@ -26,8 +26,18 @@ from qa.api import ArticleQA
 from qa.backends import is_server
 from qa.backends.manifest import TORCH
 from qa.chunking import ChunkSettings
-from qa.conversation import evaluate_conversations
-from qa.datasets import Dataset, Query
+from qa.datasets import (
+    CONVERSATIONS,
+    PASSAGE_DIALOGUES,
+    REWRITE_DIALOGUES,
+    Dataset,
+    Query,
+)
+from qa.dialogue_evaluation import (
+    evaluate_conversations,
+    evaluate_passage_dialogues,
+    evaluate_rewrite_dialogues,
+)
 from qa.metrics import (
     contains_answer,
     exact_match,
@@ -229,8 +239,11 @@ def run_config(dataset: Dataset, config: str, cache: Path | str, encoder: Encode
                progress: bool = True, limit: int | None = None, **answering) -> Run:
     kb, build = open_index(dataset, config, cache, encoder, progress, **answering)
     build.update({role: model.name for role, model in answering.items() if model})
-    if dataset.dialogues:
-        result = evaluate_conversations(kb, dataset.dialogues[:limit], k=CONVERSATION_K)
+    if dataset.kind in (CONVERSATIONS, PASSAGE_DIALOGUES):
+        score = (evaluate_conversations if dataset.kind == CONVERSATIONS
+                 else evaluate_passage_dialogues)
+        result = score(kb, dataset.dialogues[:limit], k=CONVERSATION_K, progress=progress,
+                       desc=f"Asking ({config})")
         metrics, rows = result["metrics"], result["rows"]
     else:
         ask = (lambda q: _read_gold(kb.reader, q)) if config == GOLD_PARAGRAPH else (
@@ -248,7 +261,16 @@ def evaluate(dataset: Dataset, configs: Sequence[str], out: Path, cache: Path | 
              limit: int | None = None, reranker: str | None = None,
              qa_model: str | None = None, encoder_backend: str | None = None) -> list[Run]:
     """Run every configuration on the dataset and write the reports into ``out``; an optional
-    re-ranker or extractive-QA model (loaded once) joins every configuration."""
+    re-ranker or extractive-QA model (loaded once) joins every configuration. Dialogues with
+    rewrites and no passages (CANARD, CAsT) score the resolver alone: no model, no index."""
+    if dataset.kind == REWRITE_DIALOGUES:
+        result = evaluate_rewrite_dialogues(dataset.dialogues[:limit], progress=progress,
+                                            desc="Resolving")
+        metrics = {**result["metrics"], "peak_rss_mb": round(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+        runs = [Run("resolver", {}, metrics, result["rows"])]
+        write_reports(dataset, runs, out)
+        return runs
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         raise ValueError(f"unknown config {unknown[0]!r}; choose from {', '.join(CONFIGS)}")
@@ -294,6 +316,9 @@ def write_reports(dataset: Dataset, runs: Sequence[Run], out: Path) -> None:
         for run in runs:
             for row in run.rows:
                 handle.write(json.dumps({"config": run.config, **row}, ensure_ascii=False) + "\n")
+    if dataset.kind in (PASSAGE_DIALOGUES, REWRITE_DIALOGUES):
+        (out / "report.md").write_text(_dialogue_report(dataset, runs, machine))
+        return
     names = [r.config for r in runs]
     if dataset.dialogues:
         follow_ups = sum(len(d.turns) - 1 for d in dataset.dialogues)
@@ -332,6 +357,65 @@ def write_reports(dataset: Dataset, runs: Sequence[Run], out: Path) -> None:
             "Per-question results: `per_question.jsonl`. EM/F1 count \"no answer\" as right "
             "only on unanswerable questions (SQuAD v2 rules).", ""]
     (out / "report.md").write_text("\n".join(lines))
+
+
+_DIALOGUE_SCOPE = {
+    PASSAGE_DIALOGUES: (
+        "{articles} passages indexed together (each dialogue's passage is one article); "
+        "{dialogues} dialogues ({turns} turns, {follow_ups} follow-ups) asked in order against "
+        "the whole index, {k} passages each. Follow-ups four ways: `typed` (the question "
+        "alone), `resolved` (follow-up resolution, the earlier turns recorded with the "
+        "system's own answers, as a user sees them), `resolved-gold` (the earlier turns "
+        "recorded with the reference answers), `resolved+history` (what the chat, the HTTP "
+        "API and `kb.conversation()` do: resolved, and searched with the last two turns' "
+        "words and a prior for the conversation's articles). `passage_hit@k`: one of the "
+        "first k passages is from the dialogue's own passage; `answer_in_*`: a reference "
+        "answer is in them (answerable turns); EM / F1: the reader's answer vs all "
+        "references, SQuAD v2 rules (a no-answer turn is right only when the reader "
+        "abstains)."),
+    REWRITE_DIALOGUES: (
+        "{dialogues} dialogues ({turns} turns, {follow_ups} follow-ups with a human rewrite), "
+        "no passages: each follow-up resolved against the earlier turns' questions and, where "
+        "the data has them, reference answers (recorded with no passages, so whatever the "
+        "resolver takes from passages is absent). `recall`: of the content words the rewrite "
+        "adds to the question, the share the resolved question has; `precision`: of the words "
+        "the resolver added, the share in the rewrite (pooled over follow-ups); "
+        "`needed_in_history`: the share of needed words that occur in the earlier turns at all "
+        "(the rest, e.g. the article's title, no history-only resolver can find); "
+        "`recall_of_history_words`: recall over those."),
+}
+
+
+def _dialogue_report(dataset: Dataset, runs: Sequence[Run], machine: dict) -> str:
+    """One table per configuration: a row per variant (first turns, follow-ups typed /
+    resolved ...), a column per measure."""
+    first = runs[0].metrics if runs else {}
+    scope = _DIALOGUE_SCOPE[dataset.kind].format(
+        articles=len(dataset.articles), k=CONVERSATION_K,
+        **{n: first.get(n) for n in ("dialogues", "turns", "follow_ups")})
+    lines = [f"# Evaluation: {dataset.name}", "", scope, "",
+             f"Machine: {machine['platform']}, {machine['cpus']} CPUs.", ""]
+    for run in runs:
+        variants = run.metrics["variants"]
+        columns = list(next(iter(variants.values())))
+        lines += [f"## {run.config}", "", "| variant | " + " | ".join(columns) + " |",
+                  "|---" * (len(columns) + 1) + "|"]
+        lines += [_row(name, (_fmt(values[c]) for c in columns))
+                  for name, values in variants.items()]
+        timing = [f"{run.metrics['seconds']} s in all"]
+        if "questions_asked" in run.metrics:
+            timing.append(f"{run.metrics['questions_asked']} questions sent to the index "
+                          "(a repeat within a dialogue is asked once)")
+        if run.metrics.get("resolve_ms_p50") is not None:
+            timing.append(f"resolve p50 {run.metrics['resolve_ms_p50']} ms")
+        if run.build:
+            timing.append(f"index build {run.build['seconds']} s ({run.build['chunks']} "
+                          "chunks" + (", reused" if not run.build["added"] else "") + ")")
+        timing.append(f"peak RSS {run.metrics['peak_rss_mb']} MB")
+        lines += ["", "Timing: " + "; ".join(timing) + ".", ""]
+    lines += ["Per-question rows (each variant's searched question, its changes, the passages' "
+              "sources, the answer): `per_question.jsonl`.", ""]
+    return "\n".join(lines)
 
 
 def _plots(runs: Sequence[Run], out: Path) -> None:

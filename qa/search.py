@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from embeddings import Encoder
 from qa.backends.base import Backend, Filters
 from qa.optional_models import Reranker
@@ -18,6 +20,20 @@ from qa.retrieval import collapse_copies, query_terms, reciprocal_rank_fusion, w
 MAX_QUESTION_CHARS = 2000
 RETRIEVAL_MODES = ("hybrid", "hybrid-weighted", "dense", "bm25")
 RERANK_DEPTH = 20  # passages a CrossEncoder re-orders (its score becomes the passage score)
+# How much a conversation's context counts in a follow-up's search (chosen on QuAC's first 300
+# dialogues, checked on the other 700; docs/BENCHMARKS.md "Follow-ups").
+CONTEXT_WEIGHT = 0.5  # of the context's vector, added to the question's
+SOURCE_PRIOR = 0.01  # fused-score bonus for a chunk of an article the conversation was about
+
+
+@dataclass(frozen=True)
+class SearchContext:
+    """What a conversation has established, searched with a follow-up: the earlier turns'
+    words (blended into the dense query, added to the lexical terms) and how often each
+    article was the one the earlier turns read from (its chunks get a share of a bonus)."""
+
+    text: str = ""
+    sources: tuple[tuple[str, int], ...] = ()
 
 
 def check_question(question: object) -> str:
@@ -42,11 +58,13 @@ class Searcher:
     reranker: Reranker | None = None
 
     def search(self, question: str, k: int, filters: Filters | None = None,
-               mode: str | None = None) -> tuple[list[Passage], dict[str, float]]:
+               mode: str | None = None, context: SearchContext | None = None
+               ) -> tuple[list[Passage], dict[str, float]]:
         """The ``k`` best distinct passages and how long each stage took (ms).
 
         ``mode`` is hybrid (dense + lexical, reciprocal rank fusion), hybrid-weighted, dense or
-        bm25. Any depth is allowed (evaluation ranks 100 documents).
+        bm25. Any depth is allowed (evaluation ranks 100 documents). ``context`` (a follow-up's
+        conversation so far) joins both queries and favours the articles it was about.
         """
         question = check_question(question)
         mode = mode or self.mode
@@ -54,13 +72,18 @@ class Searcher:
             raise ValueError(f"unknown retrieval mode {mode!r}; choose from {RETRIEVAL_MODES}")
         self.backend.refresh()
         started = time.perf_counter()
-        query = self.encoder.encode_query(question)
+        query, terms = self.encoder.encode_query(question), query_terms(question)
+        searched_with = query
+        if context and context.text:
+            blended = query + CONTEXT_WEIGHT * self.encoder.encode_query(context.text)
+            searched_with = blended / np.linalg.norm(blended)
+            terms += [t for t in dict.fromkeys(query_terms(context.text)) if t not in terms]
         encoded = time.perf_counter()
         allowed = self.backend.chunk_ids(filters) if filters and filters.active else None
         depth = max(4 * k, 50)
-        dense = (self.backend.vectors.search(query[None], depth, allowed)[0]
+        dense = (self.backend.vectors.search(searched_with[None], depth, allowed)[0]
                  if mode != "bm25" else [])
-        lexical = (self.backend.lexical_search(query_terms(question), depth, allowed)
+        lexical = (self.backend.lexical_search(terms, depth, allowed)
                    if mode != "dense" else [])
         if mode in ("dense", "bm25"):
             fused = dense or lexical
@@ -70,6 +93,11 @@ class Searcher:
             fused = reciprocal_rank_fusion([dense, lexical])
         rows = self.backend.chunks([chunk_id for chunk_id, _ in fused[:depth]])
         fused = [(cid, score) for cid, score in fused[:depth] if cid in rows]
+        if context and context.sources:
+            seen = dict(context.sources)
+            total = sum(seen.values())
+            fused = sorted(((cid, score + SOURCE_PRIOR * seen.get(rows[cid].source, 0) / total)
+                            for cid, score in fused), key=lambda pair: -pair[1])
         kept = collapse_copies(fused, lambda cid: rows[cid].text,
                                max(k, RERANK_DEPTH) if self.reranker else k)
         if self.reranker:

@@ -16,8 +16,9 @@ from tests.conftest import ROOT, SAMPLES
 CONVERSATIONS = ROOT / "samples" / "conversations.jsonl"
 
 
-def passage(text, rank=1, title="", answer_span=None):
-    return SimpleNamespace(text=text, rank=rank, title=title, answer_span=answer_span)
+def passage(text, rank=1, title="", answer_span=None, source="dw.com/iraq"):
+    return SimpleNamespace(text=text, rank=rank, title=title, answer_span=answer_span,
+                           source=source)
 
 
 def answer(text, *passages):
@@ -80,6 +81,35 @@ def test_a_new_named_question_carries_nothing():
     assert not chat.resolve("Who was elected mayor of Greyholm?").changed
 
 
+def test_a_follow_up_is_searched_with_the_conversation_a_new_subject_alone():
+    chat = Conversation()
+    assert chat.search_context("who said it was their fight?") is None  # a first question
+    chat.record(chat.resolve("who said it was their fight?"), answer("John Kerry", KERRY))
+    chat.record(chat.resolve("where was he speaking?"), answer("Jerusalem", KERRY))
+    chat.record(chat.resolve("and the attack?"), answer(None, passage("x", source="b.org")))
+    context = chat.search_context("when did they promise it?")
+    assert context.text == "where was he speaking? Jerusalem and the attack?"  # the last two
+    assert context.sources == (("b.org", 1), ("dw.com/iraq", 2))
+    assert chat.search_context("What did Angela Merkel say about Anbar?") is None  # a switch
+    assert chat.search_context("what did Merkel say to him?") is not None  # a pronoun: not
+
+
+def test_the_context_favours_the_conversations_article(kb):
+    from qa import Article
+    from qa.search import SearchContext
+
+    kb.add_articles([
+        Article(source="harbour.example/bridge", title="Harbour council",
+                text="The new harbour bridge will open in May, the town council said."),
+        Article(source="valley.example/bridge", title="Valley council",
+                text="The new valley bridge will open in June, the village council said.")],
+        progress=False)
+    for source, words in (("harbour.example/bridge", "the harbour town"),
+                          ("valley.example/bridge", "the valley village")):
+        context = SearchContext(f"what did {words} council decide?", ((source, 2),))
+        assert kb.ask("when will the bridge open?", context=context).passages[0].source == source
+
+
 def test_cited_ranks():
     spans = answer("John Kerry", passage("x", 1), passage("John Kerry", 2, answer_span=(0, 10)))
     assert cited_ranks(spans) == [2]
@@ -114,6 +144,52 @@ def test_seed_conversation_follow_ups(kb, seed_article):
     resolution, third = chat.ask(kb, "and what did the general promise?")
     assert resolution.resolved.startswith("what did the general promise?")
     assert any("Fleih" in p.text for p in third.passages[:3])
+
+
+def test_history_from_a_client_resolves_without_passages():
+    chat = Conversation.from_history([{"question": "who said it was their fight?",
+                                       "answer": "John Kerry"},
+                                      {"question": "where was he speaking?",
+                                       "answer": "Jerusalem"}])
+    assert [t.resolved for t in chat.turns] == ["who said it was their fight?",
+                                                "where was John Kerry speaking?"]
+    assert chat.resolve("what did his team say?").resolved == "what did John Kerry's team say?"
+    unanswered = Conversation.from_history([{"question": "who offered Iraq support?"}])
+    resolution = unanswered.resolve("where was he?")  # nobody known: "he" stays, the
+    assert resolution.changes == ["+ Iraq"]  # short follow-up carries the topic
+
+
+@pytest.mark.parametrize("history, message", [
+    ("who?", "history must be a list"),
+    ({"question": "who?"}, "history must be a list"),
+    ([["who?", "Kerry"]], r"history\[0\] must be an object"),
+    ([{"answer": "Kerry"}], r"history\[0\]\.question must be a string"),
+    ([{"question": " "}], r"history\[0\]\.question is empty"),
+    ([{"question": "who?", "answer": 3}], r"history\[0\]\.answer must be a string"),
+    ([{"question": "who?", "when": 1}], "unknown fields: when"),
+    ([{"question": "x" * 2001}], "the limit is 2,000"),
+    ([{"question": "who?"}] * 21, "the limit is 20"),
+])
+def test_bad_history_says_what_is_wrong(history, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        Conversation.from_history(history)
+
+
+def test_kb_conversation_resolves_asks_and_records(kb, seed_article):
+    kb.add([seed_article], progress=False)
+    chat = kb.conversation()
+    resolution, first = chat.ask("who said it was their fight?", k=3)
+    assert not resolution.changed and "John Kerry" in first.passages[0].text
+    resolution, second = chat.ask("where was he speaking?", k=3)
+    assert resolution.resolved == "where was John Kerry speaking?"
+    assert resolution.changes == ["he → John Kerry"]
+    assert [t.question for t in chat.turns] == ["who said it was their fight?",
+                                                "where was he speaking?"]
+    assert second.question == "where was John Kerry speaking?"
+    later = kb.conversation(history=[{"question": "who said it was their fight?",
+                                      "answer": "John Kerry"}])
+    assert later.ask("what did he offer?", k=1).resolution.resolved == (
+        "what did John Kerry offer?")
 
 
 def test_articleqa_eval_scores_the_sample_conversations(tmp_path, capsys):

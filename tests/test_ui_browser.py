@@ -153,6 +153,28 @@ def test_question_follow_up_sources_and_screenshot(page, live):
     assert page.dialogs == []
 
 
+def test_two_browser_sessions_keep_separate_conversations(browser, live):
+    """Each browser session has its own turns (gr.State): the same follow-up, asked in two
+    sessions whose first questions differ, resolves to each session's own person."""
+    from playwright.sync_api import expect
+
+    kerry_context, kerry = open_chat(browser, live.url)
+    mayor_context, mayor = open_chat(browser, live.url)
+    try:
+        expect(ask(kerry, "who said it was their fight?")).to_contain_text("Kerry")
+        expect(ask(mayor, "Who was elected mayor of Greyholm?")).to_contain_text("Arneberg")
+        ask(kerry, "what did he say?")  # asked after the other session's first question
+        expect(kerry.locator("#aq-searched")).to_contain_text("he → John Kerry")
+        ask(mayor, "what did he say?")
+        expect(mayor.locator("#aq-searched")).to_contain_text("he → Solveig Arneberg")
+        expect(kerry.locator("#aq-searched")).not_to_contain_text("Arneberg")
+        expect(mayor.locator("#aq-searched")).not_to_contain_text("Kerry")
+        assert kerry.dialogs == [] and mayor.dialogs == []
+    finally:
+        kerry_context.close()
+        mayor_context.close()
+
+
 def test_the_readme_demo_over_the_sample_articles(browser, encoder):
     """What `make demo` shows: a sample question answered with its citation, a follow-up
     resolved, the sources panel; the screenshot is the README's (ARTICLEQA_UPDATE_DOCS=1)."""

@@ -7,6 +7,7 @@ import base64
 
 import pytest
 
+from qa.conversation import Conversation
 from qa.results import PASSAGE_FIELDS
 from tests.conftest import SAMPLES
 from tests.live_server import start_server
@@ -178,3 +179,127 @@ def test_gradio_endpoint_reports_bad_input_in_one_log_line(live, capfd, caplog):
     assert refused == ["/ask refused: question is empty",
                        "/ask refused: since: '2026-13-45' is not a date (YYYY, YYYY-MM or "
                        "YYYY-MM-DD)"]
+
+
+# --- follow-ups: history, conversation_id, the Gradio endpoint ----------------------------
+
+FOLLOW_UP = "where was he speaking?"
+KERRY_HISTORY = [{"question": QUESTION, "answer": "John Kerry"}]
+
+
+def test_history_resolves_a_follow_up(client, live):
+    response = client.post("/api/ask", json={"question": FOLLOW_UP, "k": 3,
+                                             "history": KERRY_HISTORY})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["resolved_question"] == "where was John Kerry speaking?"
+    assert body["changes"] == ["he → John Kerry"]
+    assert "conversation_id" not in body
+    context = Conversation.from_history(KERRY_HISTORY).search_context(FOLLOW_UP)
+    expected = live.kb.ask("where was John Kerry speaking?", k=3, context=context).to_dict()
+    assert {k: body[k] for k in expected} == expected  # searched with the history, too
+    # without a history the contract is exactly `articleqa ask --json`, as before
+    plain = client.post("/api/ask", json={"question": FOLLOW_UP, "k": 3}).json()
+    assert set(plain) == {"answer", "confidence", "passages"}
+    # an answerless turn (null) is accepted; the empty history resolves nothing
+    unanswered = client.post("/api/ask", json={"question": "what did he offer?", "history": [
+        {"question": "who offered Iraq support?", "answer": None}]})
+    assert unanswered.status_code == 200, unanswered.text
+    empty = client.post("/api/ask", json={"question": FOLLOW_UP, "history": []}).json()
+    assert empty["resolved_question"] == FOLLOW_UP and empty["changes"] == []
+
+
+def test_conversation_id_keeps_the_thread(client):
+    first = client.post("/api/ask", json={"question": QUESTION, "conversation_id": "new"})
+    assert first.status_code == 200, first.text
+    body = first.json()
+    key = body["conversation_id"]
+    assert key and key != "new" and body["resolved_question"] == QUESTION
+    assert body["answer"] == "John Kerry"
+    second = client.post("/api/ask", json={"question": FOLLOW_UP, "conversation_id": key})
+    assert second.status_code == 200, second.text
+    assert second.json()["resolved_question"] == "where was John Kerry speaking?"
+    assert second.json()["conversation_id"] == key
+    third = client.post("/api/ask", json={"question": "what did his team say?",
+                                          "conversation_id": key}).json()
+    assert "John Kerry's" in third["resolved_question"]
+    # another conversation does not see this one
+    other = client.post("/api/ask", json={"question": FOLLOW_UP,
+                                          "conversation_id": "new"}).json()
+    assert other["conversation_id"] != key and other["resolved_question"] == FOLLOW_UP
+
+
+@pytest.mark.parametrize("body, where", [
+    ({"question": FOLLOW_UP, "history": "who said it?"}, "history: Input should be a valid list"),
+    ({"question": FOLLOW_UP, "history": {"question": QUESTION}}, "history"),
+    ({"question": FOLLOW_UP, "history": [QUESTION]}, "history"),
+    ({"question": FOLLOW_UP, "history": [{"answer": "John Kerry"}]},
+     "history.question: Field required"),
+    ({"question": FOLLOW_UP, "history": [{"question": ""}]}, "history.question"),
+    ({"question": FOLLOW_UP, "history": [{"question": "   "}]}, "question is empty"),
+    ({"question": FOLLOW_UP, "history": [{"question": QUESTION, "answer": 7}]},
+     "history.answer: Input should be a valid string"),
+    ({"question": FOLLOW_UP, "history": [{"question": QUESTION, "said": "x"}]},
+     "history.said: Extra inputs are not permitted"),
+    ({"question": FOLLOW_UP, "history": KERRY_HISTORY * 21}, "at most 20 items"),
+    ({"question": FOLLOW_UP, "history": [{"question": "x" * 2001}]}, "at most 2000 char"),
+    ({"question": FOLLOW_UP, "history": [{"question": QUESTION, "answer": "x" * 10_000}]},
+     "at most 2000 char"),
+    ({"question": FOLLOW_UP, "history": KERRY_HISTORY, "conversation_id": "new"},
+     "not both"),
+    ({"question": FOLLOW_UP, "conversation_id": 5}, "conversation_id"),
+    ({"question": FOLLOW_UP, "conversation_id": ""}, "conversation_id"),
+    ({"question": FOLLOW_UP, "conversation_id": "../../etc"}, "conversation_id"),
+    ({"question": FOLLOW_UP, "conversation_id": "x" * 65}, "conversation_id"),
+])
+def test_bad_history_or_conversation_id_is_422(client, body, where):
+    response = client.post("/api/ask", json=body)
+    assert response.status_code == 422, response.text
+    assert where in response.json()["message"]
+
+
+def test_unknown_conversation_is_404(client):
+    response = client.post("/api/ask", json={"question": FOLLOW_UP,
+                                             "conversation_id": "no-such-id"})
+    assert response.status_code == 404
+    assert "unknown or has expired" in response.json()["message"]
+    assert response.json()["detail"][0]["loc"] == ["conversation_id"]
+
+
+def test_conversation_store_is_bounded_and_expires():
+    from qa.conversation import Conversation, Turn
+    from ui.server import ConversationStore
+
+    now = [0.0]
+    store = ConversationStore(limit=2, ttl=60, clock=lambda: now[0])
+    a, b, c = Conversation(), Conversation(), Conversation()
+    store.put("a", a)
+    store.put("b", b)
+    assert store.get("a") is a  # "a" is now the most recently used
+    store.put("c", c)  # over the limit: "b", the least recently used, goes
+    assert store.get("b") is None and len(store) == 2
+    now[0] = 59.0
+    assert store.get("c") is c  # used at 59: lives until 119
+    now[0] = 61.0
+    assert store.get("a") is None and store.get("c") is c
+    now[0] = 200.0
+    assert store.get("c") is None and len(store) == 0
+    long = Conversation([Turn(f"q{n}", f"q{n}") for n in range(50)])
+    store.put("long", long)
+    assert len(long.turns) == 20 and long.turns[-1].question == "q49"
+    assert store.new_id() != store.new_id()
+
+
+def test_gradio_client_ask_with_history_resolves(live):
+    from gradio_client import Client
+
+    client = Client(live.url + "/", verbose=False, download_files=False)
+    try:
+        result = client.predict(question=FOLLOW_UP, k=3, history=KERRY_HISTORY,
+                                api_name="/ask")
+        with pytest.raises(Exception, match=r"history\[0\]\.question must be a string"):
+            client.predict(question=FOLLOW_UP, k=3, history=[{"question": 5}], api_name="/ask")
+    finally:
+        client.close()
+    assert result["resolved_question"] == "where was John Kerry speaking?"
+    assert result["changes"] == ["he → John Kerry"]

@@ -28,6 +28,7 @@ from qa.api import MAX_K, ArticleQA  # noqa: E402
 from qa.articles import MAX_BYTES  # noqa: E402
 from qa.conversation import Conversation, Resolution, cited_ranks  # noqa: E402
 from qa.results import Answer, passage_dict  # noqa: E402
+from qa.search import SearchContext  # noqa: E402
 from ui import library, render  # noqa: E402
 
 log = logging.getLogger("articleqa.chat")
@@ -80,13 +81,25 @@ class ChatBackend:
         self.lock = threading.RLock()
 
     def ask(self, question: str, k: int = DEFAULT_K, sources: Sequence[str] | None = None,
-            since: str | None = None, until: str | None = None) -> Answer:
+            since: str | None = None, until: str | None = None,
+            context: SearchContext | None = None) -> Answer:
         with self.lock:
             return self.kb.ask(question, k=int(k), sources=tuple(sources or ()),
-                               since=_day(since), until=_day(until))
+                               since=_day(since), until=_day(until), context=context)
 
     def ask_dict(self, question: str, k: int = DEFAULT_K, **filters) -> dict:
         return self.ask(question, k, **filters).to_dict()
+
+    def converse(self, question: str, k: int = DEFAULT_K, history=None,
+                 chat: Conversation | None = None, **filters) -> dict:
+        """`ask_dict` after follow-up resolution against ``chat`` (recorded into it) or the
+        client's ``history``; with neither, exactly `ask_dict`."""
+        if chat is None and history is None:
+            return self.ask_dict(question, k, **filters)
+        chat = chat if chat is not None else Conversation.from_history(history)
+        resolution, answer = chat.ask(self, question, k, **filters)
+        return {**answer.to_dict(), "resolved_question": resolution.resolved,
+                "changes": resolution.changes}
 
     def article(self, article_id: str):
         with self.lock:
@@ -212,17 +225,15 @@ def build_app(kb: ArticleQA, max_bytes: int = MAX_BYTES) -> gr.Blocks:
             history.append({"role": "user", "content": render.md_text(text)})
             history.append({"role": "assistant", "content": "<em>Searching…</em>"})
             yield history, "", *unchanged, gr.Button(interactive=False)
-            chat = Conversation(turns_value or [])
-            resolution = chat.resolve(text)
+            chat = Conversation(turns_value or [])  # this browser session's turns
             try:
-                answer = backend.ask(resolution.resolved, k_value, sources=source_value,
-                                     since=since_value, until=until_value)
+                resolution, answer = chat.ask(backend, text, k_value, sources=source_value,
+                                              since=since_value, until=until_value)
             except (ValueError, TypeError) as exc:
                 history[-1] = {"role": "assistant",
                                "content": f"<strong>Cannot search:</strong> {render.md_text(exc)}"}
                 yield history, "", *unchanged, gr.skip()
                 return
-            chat.record(resolution, answer)
             message = render.answer_markdown(
                 answer, resolution.resolved if resolution.changed else None,
                 cited_ranks(answer))
@@ -310,12 +321,17 @@ def build_app(kb: ArticleQA, max_bytes: int = MAX_BYTES) -> gr.Blocks:
         # --- API ---------------------------------------------------------------------------
 
         def ask(question: str, k: int = DEFAULT_K, sources: list[str] | None = None,
-                since: str | None = None, until: str | None = None) -> dict:
+                since: str | None = None, until: str | None = None,
+                history: list[dict] | None = None) -> dict:
             """Answer a question over the library: the `articleqa ask --json` dictionary
             ({"answer", "confidence", "passages": [{"rank", "score", "text", "article_id",
-            "title", "source", "start", "end", "url", "published", "answer_span"}]})."""
+            "title", "source", "start", "end", "url", "published", "answer_span"}]}).
+            With ``history`` (the conversation so far, ``[{"question", "answer"}]``, at most
+            20 turns) the question is resolved against it first, and the dictionary adds
+            ``resolved_question`` and ``changes`` ("he → John Kerry")."""
             try:
-                return backend.ask_dict(question, k, sources=sources, since=since, until=until)
+                return backend.converse(question, k, history, sources=sources, since=since,
+                                        until=until)
             except (ValueError, TypeError) as exc:
                 log.warning("/ask refused: %s", exc)  # one line, not a traceback
                 raise gr.Error(str(exc), print_exception=False) from exc
