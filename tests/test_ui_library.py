@@ -208,8 +208,9 @@ def test_chat_backend_passes_the_filters_and_blank_dates_mean_no_limit():
     backend.ask("who won?", 3, ["rail-strike.md"], " 2026-01-01 ", "")
     backend.ask("who won?")
     assert calls == [
-        ("who won?", 3, {"sources": ("rail-strike.md",), "since": "2026-01-01", "until": None}),
-        ("who won?", 5, {"sources": (), "since": None, "until": None}),
+        ("who won?", 3, {"sources": ("rail-strike.md",), "since": "2026-01-01", "until": None,
+                         "context": None}),
+        ("who won?", 5, {"sources": (), "since": None, "until": None, "context": None}),
     ]
 
 
