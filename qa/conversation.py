@@ -31,6 +31,7 @@ PERSON_PRONOUNS = {"he", "him", "she", "his", "hers", "her", "himself", "herself
 POSSESSIVE = {"his", "hers"}
 THING_PRONOUNS = {"it", "its"}
 GROUP_PRONOUNS = {"they", "them", "their", "theirs"}
+PRONOUNS = PERSON_PRONOUNS | THING_PRONOUNS | GROUP_PRONOUNS
 CONTINUATIONS = ("and ", "what about ", "how about ", "also ")
 CONTEXT_TURNS = 2  # earlier turns whose words join a follow-up's search
 MAX_HISTORY_TURNS = 20  # turns a client may send as the conversation so far
@@ -266,8 +267,7 @@ class Conversation:
         if not self.turns:
             return None
         words = {w.lower() for w in _WORD.findall(question)}
-        if named_spans(question) and not words & (PERSON_PRONOUNS | THING_PRONOUNS
-                                                  | GROUP_PRONOUNS):
+        if named_spans(question) and not words & PRONOUNS:
             return None
         text = " ".join(f"{t.question} {t.answer or ''}".strip()
                         for t in self.turns[-CONTEXT_TURNS:])

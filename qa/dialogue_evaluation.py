@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from qa.conversation import Conversation
 from qa.datasets import Dialogue
-from qa.metrics import contains_answer, exact_match, f1_score, percentiles
+from qa.metrics import contains_answer, exact_match, f1_score, mean_of, percentiles
 from qa.results import Answer
 from qa.search import SearchContext
 from qa.words import STOP_WORDS, content_words
@@ -42,8 +42,8 @@ def _hit_rank(passages, relevant: dict[str, int]) -> int | None:
 
 
 def _share(values: Iterable[bool | float | None]) -> float | None:
-    kept = [float(v) for v in values if v is not None]
-    return round(sum(kept) / len(kept), 4) if kept else None
+    mean = mean_of(values)
+    return None if mean is None else round(mean, 4)
 
 
 def _p50(values: Sequence[float]) -> float | None:

@@ -43,6 +43,7 @@ from qa.metrics import (
     exact_match,
     f1_score,
     hit_at_k,
+    mean_of,
     ndcg_at_k,
     percentiles,
     recall_at_k,
@@ -141,11 +142,6 @@ def _answer_row(query: Query, text: str | None, confidence: float,
     }
 
 
-def _mean(values: Sequence[float | None]) -> float | None:
-    kept = [v for v in values if v is not None]
-    return float(np.mean(kept)) if kept else None
-
-
 def threshold_sweep(rows: Sequence[dict], thresholds: Sequence[float] = tuple(
         round(t, 2) for t in np.arange(0.0, 1.0001, 0.05))) -> list[dict]:
     """What each confidence threshold would give: the reader's best span is the answer when
@@ -163,8 +159,8 @@ def threshold_sweep(rows: Sequence[dict], thresholds: Sequence[float] = tuple(
             else:
                 abstained_right.append(prediction is None)
         sweep.append({"threshold": threshold, "answered": answered / max(1, len(rows)),
-                      "em": _mean(em), "em_answerable": _mean(kept),
-                      "no_answer_recall": _mean(abstained_right)})
+                      "em": mean_of(em), "em_answerable": mean_of(kept),
+                      "no_answer_recall": mean_of(abstained_right)})
     return sweep
 
 
@@ -178,18 +174,18 @@ def summarise(rows: Sequence[dict]) -> dict:
     metrics = {
         "questions": len(rows), "judged": len(judged), "with_answers": len(with_answers),
         "unanswerable": len(unanswerable),
-        "ndcg@10": _mean([r["ndcg@10"] for r in judged]),
-        "recall@100": _mean([r["recall@100"] for r in judged]),
-        "mrr@10": _mean([r["mrr@10"] for r in judged]),
-        **{f"article_hit@{k}": _mean([hit_at_k(r["article_hits"], k) for r in judged])
+        "ndcg@10": mean_of([r["ndcg@10"] for r in judged]),
+        "recall@100": mean_of([r["recall@100"] for r in judged]),
+        "mrr@10": mean_of([r["mrr@10"] for r in judged]),
+        **{f"article_hit@{k}": mean_of([hit_at_k(r["article_hits"], k) for r in judged])
            for k in HIT_KS},
-        **{f"answer_hit@{k}": _mean([hit_at_k(r["passage_answer_hits"], k) for r in with_answers])
+        **{f"answer_hit@{k}": mean_of([hit_at_k(r["passage_answer_hits"], k) for r in with_answers])
            for k in HIT_KS},
-        "candidate_recall": _mean([r["candidate_rank"] is not None for r in with_answers]),
-        "candidate_recall@5": _mean([(r["candidate_rank"] or 99) <= 5 for r in with_answers]),
-        "em": _mean([r["em"] for r in scored]), "f1": _mean([r["f1"] for r in scored]),
-        "em_answerable": _mean([r["em"] for r in with_answers]),
-        "f1_answerable": _mean([r["f1"] for r in with_answers]),
+        "candidate_recall": mean_of([r["candidate_rank"] is not None for r in with_answers]),
+        "candidate_recall@5": mean_of([(r["candidate_rank"] or 99) <= 5 for r in with_answers]),
+        "em": mean_of([r["em"] for r in scored]), "f1": mean_of([r["f1"] for r in scored]),
+        "em_answerable": mean_of([r["em"] for r in with_answers]),
+        "f1_answerable": mean_of([r["f1"] for r in with_answers]),
         "no_answer_precision": correct_abstentions / len(abstained) if abstained else None,
         "no_answer_recall": correct_abstentions / len(unanswerable) if unanswerable else None,
     }

@@ -12,7 +12,7 @@ import math
 import re
 import string
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -85,6 +85,12 @@ def f1_score(prediction: str | None, golds: Sequence[str]) -> float:
     if not golds:
         return float(not prediction)
     return max(_f1(prediction or "", g) for g in golds)
+
+
+def mean_of(values: Iterable[float | bool | None]) -> float | None:
+    """The mean of the values that were measured (None: not applicable to that row)."""
+    kept = [float(v) for v in values if v is not None]
+    return sum(kept) / len(kept) if kept else None
 
 
 def percentiles(values: Sequence[float], points: Sequence[int] = (50, 95, 99)) -> dict[str, float]:
