@@ -1,14 +1,16 @@
 """Ingest: load, clean, chunk, embed and store articles, batch by batch, reporting each one.
 
-Articles stream through: each batch of about ``batch_chunks`` chunks is embedded and written
-as one backend transaction before the next is read, so memory does not grow with the corpus,
-and a killed ingest keeps the batches before it and loses the one in flight, never part of
-an article.
+Articles stream through: each batch of about ``batch_chunks`` chunks is embedded on a worker
+thread while the next one is read and chunked, then written as one backend transaction, so
+memory holds a few batches whatever the corpus size, the encoder never waits for the chunker,
+and a killed ingest keeps the batches before it and loses those in flight, never part of an
+article.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,14 +72,23 @@ class Ingester:
         """Unchanged articles are skipped, edited ones replace their old chunks; when a source
         comes twice, its last copy wins.
 
-        Streams: articles are read, chunked, embedded and committed a batch at a time, so
-        memory holds one batch (and a line of report per article), whatever the corpus size.
+        Streams: while one batch is embedded (on a thread: the encoder frees the GIL), the
+        next is read and chunked here, then the first is written from this thread, the only
+        one that touches the backend. Memory holds two or three batches (and a line of report
+        per article), whatever the corpus size.
         """
         report = report or IngestReport()
         stored = False
-        with tqdm(desc="Indexing", unit=" chunk", disable=not progress) as bar:
+        in_flight: tuple[Batch, Future] | None = None
+        with (tqdm(desc="Indexing", unit=" chunk", disable=not progress) as bar,
+              ThreadPoolExecutor(1, thread_name_prefix="embed") as embedder):
             for batch in self.plan(articles, report):
-                bar.update(self.store(batch))
+                embedding = embedder.submit(self.embed, batch)
+                if in_flight:
+                    bar.update(self.write(in_flight[0], in_flight[1].result()))
+                in_flight = (batch, embedding)
+            if in_flight:
+                bar.update(self.write(in_flight[0], in_flight[1].result()))
                 stored = True
         if stored:
             self.backend.flush()
@@ -89,7 +100,7 @@ class Ingester:
         one. Each article's result goes into ``report`` once the articles are exhausted.
 
         Planning is apart from storing so that a cluster can chunk on one worker and embed
-        on another (`qa.cluster`); here, each batch is stored before the next is planned.
+        on another (`qa.cluster`); here, a batch embeds while the next is planned.
         """
         existed: dict[str, bool] = {}  # stored before this run?
         planned: dict[str, str] = {}  # content hash this run stores, by article id
@@ -135,12 +146,18 @@ class Ingester:
 
     def store(self, batch: Batch) -> int:
         """Embed a batch and write it in one backend transaction; returns its chunk count."""
-        inputs = [text for a, chunks in batch for text in self.passage_inputs(a, chunks)]
-        vectors = self.encoder.encode(inputs)
+        return self.write(batch, self.embed(batch))
+
+    def embed(self, batch: Batch) -> np.ndarray:
+        return self.encoder.encode(
+            [text for a, chunks in batch for text in self.passage_inputs(a, chunks)])
+
+    def write(self, batch: Batch, vectors: np.ndarray) -> int:
+        """Write an embedded batch in one backend transaction; returns its chunk count."""
         bounds = np.cumsum([0, *(len(chunks) for _, chunks in batch)])
         self.backend.replace_articles(
             [(a, chunks, vectors[bounds[i]:bounds[i + 1]]) for i, (a, chunks) in enumerate(batch)])
-        return len(inputs)
+        return len(vectors)
 
     def chunk(self, article: Article) -> list[Chunk]:
         prefix = self._title_prefix(article.title)

@@ -26,7 +26,13 @@ from tqdm import tqdm
 
 from embeddings.encoder import sha256_of
 from qa.metrics import exact_match, f1_score
-from qa.span_model import MAX_QUESTION_TOKENS, SpanModel, save_weights, score_spans
+from qa.span_model import (
+    MAX_QUESTION_TOKENS,
+    SpanModel,
+    load_weights,
+    save_weights,
+    score_spans,
+)
 
 
 @dataclass
@@ -35,6 +41,7 @@ class TrainConfig:
     dev: list[str] = field(default_factory=list)  # scored after every checkpoint
     out: str = "artifacts/reader-run"
     base: str | None = None  # None: the packaged all-MiniLM-L6-v2
+    init: str | None = None  # a reader folder to continue from (it brings its own base)
     seed: int = 13
     device: str = "cpu"
     max_length: int = 128
@@ -240,18 +247,30 @@ def _atomic_save(obj: object, path: Path) -> None:
     tmp.replace(path)
 
 
+def _starting_model(config: TrainConfig) -> tuple[SpanModel, str, dict]:
+    """The model training starts from, its base folder and where both came from: a fresh span
+    head on the base model, or (``init``) a trained reader, which keeps its base."""
+    from embeddings.encoder import resolve_model
+
+    if config.init:
+        model, base, card = load_weights(Path(config.init))
+        return model, base, {"base": card["base"], "base_sha256": card["base_sha256"],
+                             "init_shards": card["shards"]}
+    base, base_sha = resolve_model(config.base)
+    name = "all-MiniLM-L6-v2" if config.base is None else config.base
+    return SpanModel.from_base(base), base, {"base": name, "base_sha256": base_sha}
+
+
 def train(config: TrainConfig) -> Path:
     """Train (or resume) into ``config.out``; returns the folder of the best weights."""
     from transformers import AutoTokenizer
-
-    from embeddings.encoder import resolve_model
 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
-    base, base_sha = resolve_model(config.base)
+    model, base, origin = _starting_model(config)
     tokenizer = AutoTokenizer.from_pretrained(base)
 
     train_examples, paragraphs = [], []
@@ -275,7 +294,7 @@ def train(config: TrainConfig) -> Path:
         _atomic_save(features, features_path)
     batches = batch_order(features, config)
 
-    model = SpanModel.from_base(base).to(config.device)
+    model = model.to(config.device).train()
     model.freeze_word_embeddings()
     decay = [p for n, p in model.named_parameters()
              if p.requires_grad and not any(k in n for k in ("bias", "LayerNorm"))]
@@ -300,7 +319,7 @@ def train(config: TrainConfig) -> Path:
         print(f"Resuming at step {step} of {config.max_steps}")
 
     data_hashes = {Path(p).name: sha256_of(p) for p in [*config.train, *config.dev]}
-    record = {"config": asdict(config), "base_sha256": base_sha, "data_sha256": data_hashes,
+    record = {"config": asdict(config), **origin, "data_sha256": data_hashes,
               "features": len(features),
               "negatives": sum(1 for f in features if f[2] == 0)}
     (out / "config.json").write_text(json.dumps(record, indent=2) + "\n")
@@ -327,8 +346,8 @@ def train(config: TrainConfig) -> Path:
         if mean_f1 > best_f1:
             best_f1 = mean_f1
             save_weights(model, out / "best", {
-                "base": "all-MiniLM-L6-v2" if config.base is None else config.base,
-                "base_sha256": base_sha, "step": step, "examples": step * config.batch_size,
+                "base": origin["base"], "base_sha256": origin["base_sha256"], "step": step,
+                "examples": step * config.batch_size,
                 "dev": scores, "max_length": config.max_length, "training": record})
 
     model.train()

@@ -330,8 +330,9 @@ def test_an_article_that_cannot_be_chunked_is_refused_alone(kb, monkeypatch):
 
 
 def test_ingest_streams_batch_by_batch_and_the_last_copy_of_a_source_wins(kb, monkeypatch):
-    """Each article is committed before the next is read (batches of one chunk, one article
-    looked ahead), and a source that comes twice ends as its last copy, reported once."""
+    """Each article is committed once the next one is read and chunked (batches of one chunk,
+    one article looked ahead, one batch embedding while the next is chunked), and a source
+    that comes twice ends as its last copy, reported once."""
     monkeypatch.setattr("qa.ingest.LOOKAHEAD", 1)
     kb.ingester.batch_chunks = 1
     stored_when_read: list[int] = []
@@ -344,7 +345,7 @@ def test_ingest_streams_batch_by_batch_and_the_last_copy_of_a_source_wins(kb, mo
         yield Article(source="s1.txt", title="Story 1", text="Ferry 1 sailed late.")
 
     report = kb.add_articles(articles(), progress=False)
-    assert stored_when_read == [0, 1, 2, 3, 4]
+    assert stored_when_read == [0, 0, 1, 2, 3]
     assert report.added == ["s0.txt", "s1.txt", "s2.txt", "s3.txt"]
     assert not report.updated and not report.unchanged and len(kb) == 4
     assert [a.text for a in kb.articles() if a.source == "s1.txt"] == ["Ferry 1 sailed late."]

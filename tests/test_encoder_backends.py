@@ -155,3 +155,20 @@ def test_a_vector_depends_on_its_text_only(encoder):
     alone = np.stack([encoder.encode([text])[0] for text in DOCS + QUESTIONS])
     assert np.allclose(among, alone, atol=1e-6)
 
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_chunking_may_count_tokens_while_another_thread_encodes(backend, encoder,
+                                                                torch_encoder):
+    """Ingest chunks the next batch while this one embeds, so the chunker's token counts (no
+    truncation) run beside the encoder's truncating tokenizer calls."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    chosen = encoder if backend == "onnx" else torch_encoder
+    texts = [f"ferry {n} " + "harbour lights at dawn " * 120 for n in range(64)]
+    with ThreadPoolExecutor(1) as pool:
+        embedding = pool.submit(chosen.encode, texts)
+        counts = [chosen.count_tokens(texts[:8]) for _ in range(40) if not embedding.done()]
+        vectors = embedding.result()
+    assert vectors.shape == (64, chosen.dimension) and counts
+    assert chosen.count_tokens(texts[:1])[0] > chosen.max_tokens

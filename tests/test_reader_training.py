@@ -104,3 +104,14 @@ def test_a_stopped_run_resumes_to_exactly_the_same_state(squad_file, tmp_path):
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name
     assert torch.equal(a["rng"], b["rng"])
+
+
+def test_training_can_continue_from_a_trained_reader(squad_file, tmp_path):
+    first = train(_config(squad_file, tmp_path / "first", max_steps=3))
+    trained, _, card = load_weights(first)
+    again = train(_config(squad_file, tmp_path / "again", init=str(first), lr=0.0, max_steps=2))
+    record = json.loads((tmp_path / "again" / "config.json").read_text())
+    assert record["init_shards"] == card["shards"] and record["base"] == card["base"]
+    continued = load_weights(again)[0].state_dict()
+    for name, tensor in trained.state_dict().items():
+        assert torch.equal(tensor, continued[name]), name
