@@ -6,9 +6,14 @@ stored unchanged and chunks (`Ingester.plan`), and a second embeds and writes th
 (`Ingester.store`), each batch one transaction, straight into the PostgreSQL index. Every
 worker process opens the index once, with the model, chunking, passage format and encoder
 backend its manifest records, and keeps it: a model is loaded once per worker, not per
-task, and workers cut and embed exactly as a single-process ingest does. Embedding runs
-where its run was chunked (Dask keeps the chunks in place); steering it to GPU workers with
-Dask resources is not done yet.
+task, and workers cut and embed exactly as a single-process ingest does.
+
+Where embedding runs: on a plain cluster, on the worker that chunked the run (Dask keeps the
+chunks in place). When some workers advertise the ``encoder`` resource (`dask worker ADDRESS
+--resources encoder=1`, one per GPU), they form the encoder pool: every embed-and-write task
+goes to them, one at a time each, and the other workers do the reading and chunking. An
+encoder worker with a GPU embeds on it when the index's encoder backend is torch (the int8
+ONNX encoder is a CPU model; build a GPU cluster's index with ``--encoder-backend torch``).
 
 Writes are idempotent: an article is keyed by its source and stored whole, with its content
 hash, or not at all. A killed job's rerun skips what was stored and never duplicates an
@@ -44,6 +49,7 @@ LOCAL = "local"
 LOOPBACK = "127.0.0.1"
 MAX_RUN = 64  # source units per task, at most: small runs balance the load and lose less
 RUNS_PER_WORKER = 4  # ...but enough of them to keep every worker busy till the end
+ENCODER = "encoder"  # the worker resource that marks the encoder pool (e.g. one per GPU)
 
 Unit = str | Path  # a URL or a file
 
@@ -78,9 +84,18 @@ def _index(url: str, batch_chunks: int, manifest: str) -> ArticleQA:
     """This worker's handle on the index, opened without options so that it uses the
     model, chunking, passage format and encoder backend the index was built with. Keyed by
     the client's ``manifest`` too, so an index rebuilt at the same URL is opened afresh."""
+    from embeddings import Encoder
     from qa.api import ArticleQA
+    from qa.backends.manifest import Manifest
 
-    return ArticleQA(url, batch_chunks=batch_chunks)
+    wanted = Manifest.from_json(manifest, where=url)
+    device = "cpu"
+    if wanted.encoder_backend == "torch":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    encoder = Encoder(wanted.model, backend=wanted.encoder_backend, device=device)
+    return ArticleQA(url, encoder=encoder, batch_chunks=batch_chunks)
 
 
 def _plan(index: tuple[str, int, str], units: list[Unit], max_bytes: int
@@ -98,6 +113,18 @@ def _store(index: tuple[str, int, str], planned: tuple[IngestReport, list[Batch]
     ingester = _index(*index).ingester
     report, batches = planned
     return report, sum(ingester.store(batch) for batch in batches)
+
+
+def _placement(client: Client) -> tuple[dict, dict]:
+    """Submit options for the chunking and the embedding tasks: with an encoder pool, the
+    embedding goes to it (one task per worker at a time) and chunking to the other workers,
+    if there are any; without one, anywhere."""
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    pool = {a for a, w in workers.items() if w.get("resources", {}).get(ENCODER)}
+    if not pool:
+        return {}, {}
+    others = [a for a in workers if a not in pool]
+    return ({"workers": others} if others else {}), {"resources": {ENCODER: 1}}
 
 
 def _runs(units: list[Unit], threads: int) -> list[list[Unit]]:
@@ -152,10 +179,11 @@ def add(kb: ArticleQA, inputs: Iterable[str | Path], address: str,
     distributed = _distributed()
     with connect(address, workers) as client:
         runs = _runs(units, sum(client.nthreads().values()))
+        chunking, embedding = _placement(client)
 
         def submit(run: list[Unit]):
-            planned = client.submit(_plan, index, run, max_bytes, pure=False)
-            return client.submit(_store, index, planned, pure=False)
+            planned = client.submit(_plan, index, run, max_bytes, pure=False, **chunking)
+            return client.submit(_store, index, planned, pure=False, **embedding)
 
         futures = {submit(run): n for n, run in enumerate(runs)}  # planned, stored by pairs
         reports: list[IngestReport | None] = [None] * len(runs)

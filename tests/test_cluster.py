@@ -150,6 +150,38 @@ def test_a_source_in_two_files_keeps_its_last_copy_as_a_single_process_does(pg_u
     kb.close()
 
 
+def test_an_encoder_pool_embeds_while_the_other_workers_chunk(pg_server, corpus, scheduler,
+                                                             reference, encoder):
+    """A worker started with `--resources encoder=1` (as each GPU worker would be) takes
+    every embed-and-write task, the plain workers every chunking task; same index."""
+    from distributed import Client, get_task_stream
+    from distributed.utils import key_split
+
+    with Client(scheduler) as client:
+        pool = subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", scheduler,
+             "--resources", "encoder=1", "--nthreads", "1", "--host", "127.0.0.1",
+             "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            client.wait_for_workers(WORKERS + 1, timeout=120)
+            encoders = {address for address, worker in client.scheduler_info()["workers"].items()
+                        if worker["resources"]}
+            with database(pg_server) as url, get_task_stream(client) as stream:
+                kb = ArticleQA(url, encoder=encoder)
+                kb.add(corpus[0], progress=False, cluster=scheduler)
+                assert snapshot(kb) == snapshot(reference[0])
+                kb.close()
+        finally:
+            pool.terminate()
+            pool.wait(30)
+        while len(client.scheduler_info()["workers"]) > WORKERS:  # gone before the next test
+            time.sleep(0.1)
+    where: dict[str, set[bool]] = {}
+    for task in stream.data:
+        where.setdefault(key_split(task["key"]), set()).add(task["worker"] in encoders)
+    assert len(encoders) == 1 and where == {"plan": {False}, "store": {True}}
+
+
 def test_cluster_needs_a_postgresql_index(tmp_path, capsys):
     from qa.cli import main
 
