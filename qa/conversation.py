@@ -32,7 +32,15 @@ POSSESSIVE = {"his", "hers"}
 THING_PRONOUNS = {"it", "its"}
 GROUP_PRONOUNS = {"they", "them", "their", "theirs"}
 PRONOUNS = PERSON_PRONOUNS | THING_PRONOUNS | GROUP_PRONOUNS
+OBJECTS = {"him", "them"}  # never the subject the same question names
 CONTINUATIONS = ("and ", "what about ", "how about ", "also ")
+# words that make a question a clause rather than a fragment ("in which minute?")
+VERBS = frozenset("""
+is are was were be been being am do does did done has have had will would can could shall
+should may might must
+""".split())  # noqa: SIM905
+DEMONSTRATIVES = {"that", "this", "these", "those"}
+FRAGMENT_WORDS = 4  # "what about Ramadi?", "in which minute?": at most this many words
 CONTEXT_TURNS = 2  # earlier turns whose words join a follow-up's search
 MAX_HISTORY_TURNS = 20  # turns a client may send as the conversation so far
 MAX_TURN_CHARS = MAX_QUESTION_CHARS  # per question / answer in that history
@@ -182,7 +190,7 @@ def _salient(question: str, passages: Sequence, answer: str | None,
         if full and (person is None or scores[full] >= 0.5 * scores.get(person, 0.0)
                      or not asks_who):
             person = full
-        elif not people and not asks_who:
+        elif not people and not asks_who and _a_name(answer):
             person = answer
     things = [s for s, p in question_spans if not p and s not in known_people
               and s != person]
@@ -193,6 +201,87 @@ def _salient(question: str, passages: Sequence, answer: str | None,
         topic += [s for s, p in named_spans(passages[0].title) if not p and s not in topic]
     topic = [t for t in topic if not any(t != o and t in o for o in topic)]
     return person, thing, topic[:2]
+
+
+def self_contained(question: str) -> bool:
+    """Whether a question names its own subject: it names something, and every pronoun in it
+    points inside it: after one of its names ("Where was John Kerry speaking when he was
+    asked...?"), or "their" after a plural ("How many households left their homes in
+    Norrbridge?"). "him" / "them" point outside ("What did Merkel say to him?")."""
+    spans = named_spans(question)
+    if not spans:
+        return False
+    first_name = min(question.find(span) for span, _ in spans)
+    plural_before = False
+    for match in _WORD.finditer(question):
+        word = match.group().lower()
+        before = match.start() < first_name and not (word in GROUP_PRONOUNS and plural_before)
+        if word in PRONOUNS and (before or word in OBJECTS):
+            return False
+        plural_before = plural_before or (word.endswith("s") and word not in STOP_WORDS
+                                          and word not in PRONOUNS and len(word) > 3)
+    return True
+
+
+def _continuation(question: str) -> str | None:
+    lowered = question.lower()
+    return next((c for c in CONTINUATIONS if lowered.startswith(c)), None)
+
+
+def _fragment(question: str) -> bool:
+    """No verb, no pronoun, a few words: "in which minute?", "and Havelund?"."""
+    words = {w.lower() for w in _WORD.findall(question)}
+    return len(words) <= FRAGMENT_WORDS and not words & (VERBS | PRONOUNS)
+
+
+def _switches_topic(question: str) -> bool:
+    """A follow-up searched on its own: it names its own subject and is not an ellipsis
+    ("and Havelund?" continues the last question)."""
+    return self_contained(question) and not (_continuation(question) and _fragment(question))
+
+
+def _number(text: str) -> re.Match | None:
+    return re.search(r"\b\d[\d,.]*\b", text)
+
+
+def complete_ellipsis(fragment: str, previous: str) -> str | None:
+    """"and in 2019?" / "what about Ramadi?" after a full question: that question with the
+    fragment's number or name in place of its own, or None when nothing lines up."""
+    core = fragment.strip().rstrip("?").strip()
+    core = re.sub(r"^(?:in|on|at|for|of|from)\s+", "", core, flags=re.IGNORECASE) \
+        if _number(core) else core
+    number, theirs = _number(core), _number(previous)
+    if number and theirs:
+        return previous[:theirs.start()] + number.group() + previous[theirs.end():]
+    names = named_spans(core)
+    if names and " ".join(n for n, _ in names) == core:
+        person = names[0][1]
+        own = named_spans(previous)
+        target = next((n for n, p in reversed(own) if p == person), None) or (
+            own[-1][0] if own else None)
+        if target:
+            return previous.replace(target, core, 1)
+    return None
+
+
+def _a_name(text: str) -> bool:
+    """"Joe Raposo", not "At age six," or "The Electric Company"."""
+    spans = named_spans(text)
+    return len(spans) == 1 and spans[0][0] == text.strip() and not any(
+        w.lower() in NON_PERSON for w in text.split())
+
+
+def full_names(question: str, known: Iterable[str]) -> tuple[str, list[str]]:
+    """"How long did Shilton play?" with "Peter Shilton" known: the full name, each time."""
+    changes = []
+    for span, _ in named_spans(question):
+        if " " in span:
+            continue
+        full = next((k for k in known if k.endswith(" " + span)), None)
+        if full and full not in question:
+            question = re.sub(rf"\b{re.escape(span)}\b", full, question, count=1)
+            changes.append(f"{span} → {full}")
+    return question, changes
 
 
 def _replace_word(text: str, word: str, replacement: str) -> str:
@@ -209,14 +298,28 @@ class Conversation:
         question = " ".join(question.split())
         if not self.turns:
             return Resolution(question, question)
+        named, changes = full_names(question, [n for t in self.turns
+                                               for n in (t.person, t.thing, *t.topic) if n])
+        if _switches_topic(question):
+            return Resolution(question, named, changes)
         last = self.turns[-1]
-        resolved, changes = question, []
+        resolved = named
         words = [w.lower() for w in _WORD.findall(question)]
-        lowered = question.lower()
+        continuation = _continuation(question)
         # "and what did the general promise?" -> drop the connective, keep the topic
-        continuation = next((c for c in CONTINUATIONS if lowered.startswith(c)), None)
         if continuation in ("and ", "also "):
             resolved = resolved[len(continuation):]
+        if _fragment(question):
+            completed = (complete_ellipsis(question[len(continuation):], last.resolved)
+                         if continuation else None)
+            if completed:  # "and Havelund?" -> "what share did Havelund get?"
+                return Resolution(question, completed, [f"… → {completed}"])
+            # "in which minute?": the fragment asks about the last question and its answer
+            added = [t for t in (last.answer, last.resolved.rstrip("?"))
+                     if t and len(t.split()) <= 20]
+            if added:
+                resolved = f"{resolved.rstrip(' ?')}? ({'; '.join(added)})"
+                return Resolution(question, resolved, changes + [f"+ {t}" for t in added])
         for pronoun in [w for w in words if w in PERSON_PRONOUNS][:1]:
             if not last.person:
                 break
@@ -234,10 +337,13 @@ class Conversation:
             changes.append(f"{pronoun} → {target}")
         present = {w.lower() for w in _WORD.findall(resolved)}
         short = len(content_words(resolved)) <= 3 and not named_spans(question)
-        carry = (continuation is not None or short or GROUP_PRONOUNS & set(words)) and not (
-            changes and not continuation)
-        if carry:
-            terms = [t for t in last.topic
+        pointed = DEMONSTRATIVES & set(words) and last.answer and len(last.answer.split()) <= 6
+        substituted = any("→" in c for c in changes)
+        unresolved = PRONOUNS & set(words) and not substituted  # "he", but who is unknown
+        carry = (continuation is not None or short or pointed or unresolved
+                 ) and not (substituted and not continuation)
+        if carry:  # "that player" is the last answer; short follow-ups keep the topic
+            terms = [t for t in ([last.answer] if pointed else []) + last.topic
                      if not {w.lower() for w in _WORD.findall(t)} <= present]
             if terms:
                 resolved = f"{resolved.rstrip()} ({', '.join(terms)})"
@@ -264,10 +370,7 @@ class Conversation:
         `CONTEXT_TURNS` turns' questions and answers, and the articles earlier turns read
         from. None for a first question, and for one that names its own subject (a name, no
         pronoun): a topic switch stays a switch."""
-        if not self.turns:
-            return None
-        words = {w.lower() for w in _WORD.findall(question)}
-        if named_spans(question) and not words & PRONOUNS:
+        if not self.turns or _switches_topic(question):
             return None
         text = " ".join(f"{t.question} {t.answer or ''}".strip()
                         for t in self.turns[-CONTEXT_TURNS:])

@@ -35,7 +35,8 @@ class Query:
     answerable: bool = True
     resolved_keywords: list[str] = field(default_factory=list)  # words its resolved form must hold
     context: str | None = None  # the paragraph it was written about (SQuAD), for the reader alone
-    rewrite: str | None = None  # a person's standalone rewrite of the question (CANARD, CAsT)
+    rewrite: str | None = None  # a person's standalone rewrite (CANARD, CAsT, ``standalone``)
+    topic_switch: bool = False  # a follow-up that names its own subject: searched on its own
     answer: str | None = None  # the reference answer a user would have seen (QuAC, CANARD)
 
 
@@ -46,6 +47,7 @@ class Dialogue:
 
     id: str
     turns: list[Query]
+    title: str = ""  # the page it is about (CANARD: its Wikipedia article), when known
 
 
 QUESTIONS, CONVERSATIONS, PASSAGE_DIALOGUES, REWRITE_DIALOGUES = (
@@ -151,24 +153,30 @@ def _corpus(path: Path, corpus: Sequence[str | Path]
 
 def _query(where: str, row: object, default_id: str, by_name: dict[str, dict[str, int]]
            ) -> Query:
-    """{"id", "question", "answers", "article", "resolved_keywords"} as a Query."""
+    """{"id", "question", "answers", "article", "resolved_keywords", "standalone", "switch"}
+    as a Query."""
     if not isinstance(row, dict) or not isinstance(row.get("question"), str) \
             or not isinstance(row.get("answers"), list):
         raise DatasetError(f"{where}: needs 'question' (text) and 'answers' (list)")
     keywords = row.get("resolved_keywords") or []
     if not isinstance(keywords, list) or not all(isinstance(w, str) for w in keywords):
         raise DatasetError(f"{where}: 'resolved_keywords' must be a list of words")
+    standalone, switch = row.get("standalone"), row.get("switch", False)
+    if not isinstance(standalone, str | None) or not isinstance(switch, bool):
+        raise DatasetError(f"{where}: 'standalone' must be text and 'switch' true or false")
     name = row.get("article")
     if name and name not in by_name:
         raise DatasetError(f"{where}: article {name!r} is not in the corpus")
     return Query(str(row.get("id", default_id)), row["question"], row["answers"],
-                 by_name[name] if name else {}, bool(row["answers"]), keywords)
+                 by_name[name] if name else {}, bool(row["answers"]), keywords,
+                 rewrite=standalone, topic_switch=switch)
 
 
 def load_jsonl(path: Path, corpus: Sequence[str | Path]) -> Dataset:
     """JSONL over the files in ``corpus``: one question a line ({"id", "question", "answers",
     "article"}), or, when the first row has ``turns``, one conversation a line ({"id",
-    "turns": [question rows, each follow-up with its "resolved_keywords"]})."""
+    "turns": [question rows, each follow-up with its "resolved_keywords", its "standalone"
+    form and "switch": true if it changes the subject]})."""
     rows = _jsonl(path)
     articles, by_name = _corpus(path, corpus)
     if not (rows and isinstance(rows[0], dict) and "turns" in rows[0]):
@@ -236,7 +244,7 @@ def load_dialogues(path: str | Path) -> Dataset:
                 {name: 1} if context else {}, answerable, context=context or None,
                 rewrite=item.get("rewrite") or None,
                 answer=item.get("answer") if answerable else None))
-        dialogues.append(Dialogue(name, queries))
+        dialogues.append(Dialogue(name, queries, str(row.get("title") or "")))
     if not dialogues:
         raise DatasetError(f"{path}: no dialogues")
     passages = bool(articles)

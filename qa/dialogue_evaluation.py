@@ -3,7 +3,9 @@
 Three kinds of data, three measures (`articleqa eval FILE` picks by the file):
 
 * ``evaluate_conversations``: the team's own conversations over a corpus
-  (samples/conversations.jsonl): resolved keywords, article hits, answers, resolved vs raw.
+  (samples/conversations.jsonl): resolved keywords, article hits, answers; each follow-up as
+  the chat asks it beside the same words typed alone and a person's standalone form; topic
+  switches kept (searched on their own words, unchanged).
 * ``evaluate_passage_dialogues``: QuAC-style dialogues, each about its own passage (all passages
   indexed together). Every follow-up is asked three ways: ``typed`` (the question alone),
   ``resolved`` (the `Conversation` with the earlier turns recorded as the user saw them: the
@@ -29,7 +31,7 @@ from tqdm import tqdm
 from qa.conversation import Conversation
 from qa.datasets import Dialogue
 from qa.metrics import contains_answer, exact_match, f1_score, mean_of, percentiles
-from qa.results import Answer
+from qa.results import Answer, Passage
 from qa.search import SearchContext
 from qa.words import STOP_WORDS, content_words
 
@@ -44,6 +46,10 @@ def _hit_rank(passages, relevant: dict[str, int]) -> int | None:
 def _share(values: Iterable[bool | float | None]) -> float | None:
     mean = mean_of(values)
     return None if mean is None else round(mean, 4)
+
+
+def _ratio(part: float | None, whole: float | None) -> float | None:
+    return round(part / whole, 4) if part is not None and whole else None
 
 
 def _p50(values: Sequence[float]) -> float | None:
@@ -61,13 +67,18 @@ def evaluate_conversations(kb, dialogues: Sequence[Dialogue], k: int = 5,
     ``article_hit@1/@k``: the expected article ranks first / in the top k, resolved vs raw.
     ``answer_in_passages@k``: an acceptable answer appears in the top k passages.
     ``answer_em``: the extracted answer matches (only turns where the reader answered).
+    ``resolved_over_standalone``: follow-ups' answer in the top passage as the chat asks
+    them, over the same for their standalone forms asked alone (target >= 0.95).
+    ``topic_switches_kept``: switches searched exactly as typed, with no history.
     """
     rows = []
     for dialogue in tqdm(dialogues, unit=" conversation", desc=desc, disable=not progress):
         chat = Conversation()
         for number, turn in enumerate(dialogue.turns, 1):
+            alone = chat.search_context(turn.question) is None
             resolution, answer = chat.ask(kb, turn.question, k=k)
             raw = kb.ask(turn.question, k=k) if number > 1 else answer
+            standalone = kb.ask(turn.rewrite, k=k) if number > 1 and turn.rewrite else None
             judged = bool(turn.answers)
             rows.append({
                 "id": turn.id, "conversation": dialogue.id, "turn": number,
@@ -84,6 +95,12 @@ def evaluate_conversations(kb, dialogues: Sequence[Dialogue], k: int = 5,
                 if judged and answer.passages else None,
                 "raw_answer_at_1": contains_answer(raw.passages[0].text, turn.answers)
                 if judged and raw.passages else None,
+                "standalone_answer_at_1": contains_answer(standalone.passages[0].text,
+                                                          turn.answers)
+                if judged and standalone and standalone.passages else None,
+                "switch": turn.topic_switch,
+                "switch_kept": alone and not resolution.changed
+                if turn.topic_switch else None,
                 "answer": answer.text,
                 "answer_em": bool(exact_match(answer.text, turn.answers))
                 if judged and answer.text is not None else None,
@@ -103,6 +120,14 @@ def evaluate_conversations(kb, dialogues: Sequence[Dialogue], k: int = 5,
         "follow_up_answer_in_passage@1": _share(r["answer_at_1"] for r in follow_ups),
         "follow_up_answer_in_passage@1_unresolved": _share(r["raw_answer_at_1"]
                                                            for r in follow_ups),
+        "follow_up_answer_in_passage@1_standalone": _share(
+            r["standalone_answer_at_1"] for r in follow_ups),
+        "resolved_over_standalone": _ratio(
+            mean_of(r["answer_at_1"] for r in follow_ups
+                    if r["standalone_answer_at_1"] is not None),
+            mean_of(r["standalone_answer_at_1"] for r in follow_ups)),
+        "topic_switches": sum(1 for r in follow_ups if r["switch"]),
+        "topic_switches_kept": _share(r["switch_kept"] for r in follow_ups),
         "answer_em": _share(r["answer_em"] for r in rows),
     }
     return {"metrics": metrics, "rows": rows}
@@ -242,9 +267,10 @@ def _rewrite_summary(rows: Sequence[dict], added_key: str) -> dict:
 
 def evaluate_rewrite_dialogues(dialogues: Sequence[Dialogue], progress: bool = False,
                                desc: str = "Dialogues") -> dict:
-    """Resolve each follow-up against the earlier turns (their questions, and their reference
-    answers where the data has them, recorded as answers with no passages) and compare its
-    words with the human rewrite's; ``typed`` (the question alone) adds no words."""
+    """Resolve each follow-up against the earlier turns and compare its words with the human
+    rewrite's; ``typed`` (the question alone) adds no words. Each turn is recorded as the chat
+    records one: its reference answer (where the data has one) in a passage under the page's
+    title (CANARD's Wikipedia article; the chat's would be the cited article's headline)."""
     rows = []
     started = time.perf_counter()
     for dialogue in tqdm(dialogues, unit=" dialogue", desc=desc, disable=not progress):
@@ -264,7 +290,9 @@ def evaluate_rewrite_dialogues(dialogues: Sequence[Dialogue], progress: bool = F
                     "added": sorted(added), "typed_added": [],
                     "needed_in_history": sorted(needed & history), "ms": round(ms, 3),
                 })
-            chat.record(resolution, Answer(resolution.resolved, turn.answer, 0.0, []))
+            text = turn.answer or ""
+            chat.record(resolution, Answer(resolution.resolved, turn.answer, 0.0, [Passage(
+                1, 0.0, text, dialogue.id, dialogue.title, dialogue.id, 0, len(text))]))
             history |= _words(turn.question) | _words(turn.answer or "")
     variants = {f"follow-ups {TYPED}": _rewrite_summary(rows, "typed_added"),
                 f"follow-ups {RESOLVED}": _rewrite_summary(rows, "added")}
