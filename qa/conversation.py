@@ -40,6 +40,8 @@ is are was were be been being am do does did done has have had will would can co
 should may might must
 """.split())  # noqa: SIM905
 DEMONSTRATIVES = {"that", "this", "these", "those"}
+PREPOSITIONS = {"in", "on", "at", "for", "from", "by", "to", "of", "with", "about", "after",
+                "before", "during", "since", "until"}
 FRAGMENT_WORDS = 4  # "what about Ramadi?", "in which minute?": at most this many words
 CONTEXT_TURNS = 2  # earlier turns whose words join a follow-up's search
 MAX_HISTORY_TURNS = 20  # turns a client may send as the conversation so far
@@ -229,9 +231,13 @@ def _continuation(question: str) -> str | None:
 
 
 def _fragment(question: str) -> bool:
-    """No verb, no pronoun, a few words: "in which minute?", "and Havelund?"."""
-    words = {w.lower() for w in _WORD.findall(question)}
-    return len(words) <= FRAGMENT_WORDS and not words & (VERBS | PRONOUNS)
+    """A few words, no pronoun and no verb: "in which minute?", "and Havelund?", "how
+    bright?". Without a tagger, a verb is presumed unless the words are two, or open with a
+    preposition or a continuation ("Who named the comet?" is a question)."""
+    words = [w.lower() for w in _WORD.findall(question)]
+    if len(words) > FRAGMENT_WORDS or set(words) & (VERBS | PRONOUNS):
+        return False
+    return len(words) <= 2 or words[0] in PREPOSITIONS or _continuation(question) is not None
 
 
 def _switches_topic(question: str) -> bool:
