@@ -3,9 +3,12 @@
 "who said it was their fight?" then "where was he speaking?" becomes "where was John Kerry
 speaking?": a person pronoun is replaced by the previous turn's answer (or, while no answer was
 extracted, the most salient person in the question's best passage); "it" by the previous turn's
-main named thing; a short follow-up, one that starts with "and" / "what about", or one that
-says "they" carries the previous turn's topic (its named entities and its article's headline
-entities). Every change is listed, so the UI can show exactly what was searched.
+main named thing; "and in 2019?" rebuilds the previous question, "in which minute?" is searched
+with it and its answer; a known surname becomes the full name; a short follow-up, one that
+starts with "and" / "what about", says "they" or "that ..." carries the previous turn's topic
+(its named entities and its article's headline entities). A question that names its own
+subject is a topic switch and stays as typed. Every change is listed, so the UI can show
+exactly what was searched.
 
 No model and no network: capitalised spans, a few cue words, and overlap with the question.
 Its evaluation lives with the evaluation code (qa/dialogue_evaluation.py, `articleqa eval`).
@@ -254,8 +257,9 @@ def complete_ellipsis(fragment: str, previous: str) -> str | None:
     """"and in 2019?" / "what about Ramadi?" after a full question: that question with the
     fragment's number or name in place of its own, or None when nothing lines up."""
     core = fragment.strip().rstrip("?").strip()
-    core = re.sub(r"^(?:in|on|at|for|of|from)\s+", "", core, flags=re.IGNORECASE) \
-        if _number(core) else core
+    first, _, rest = core.partition(" ")
+    if _number(core) and first.lower() in PREPOSITIONS:
+        core = rest  # "in 2019" replaces the year, its preposition stays the question's
     number, theirs = _number(core), _number(previous)
     if number and theirs:
         return previous[:theirs.start()] + number.group() + previous[theirs.end():]
@@ -326,6 +330,7 @@ class Conversation:
             if added:
                 resolved = f"{resolved.rstrip(' ?')}? ({'; '.join(added)})"
                 return Resolution(question, resolved, changes + [f"+ {t}" for t in added])
+        swaps: list[str] = []  # pronouns replaced by what they stand for
         for pronoun in [w for w in words if w in PERSON_PRONOUNS][:1]:
             if not last.person:
                 break
@@ -334,20 +339,20 @@ class Conversation:
                                                    r"for\b|with\b)", resolved, re.IGNORECASE))
             target = f"{last.person}'s" if possessive else last.person
             resolved = _replace_word(resolved, pronoun, target)
-            changes.append(f"{pronoun} → {target}")
+            swaps.append(f"{pronoun} → {target}")
         for pronoun in [w for w in words if w in THING_PRONOUNS][:1]:
             if not last.thing:
                 break
             target = f"{last.thing}'s" if pronoun == "its" else last.thing
             resolved = _replace_word(resolved, pronoun, target)
-            changes.append(f"{pronoun} → {target}")
+            swaps.append(f"{pronoun} → {target}")
+        changes += swaps
         present = {w.lower() for w in _WORD.findall(resolved)}
         short = len(content_words(resolved)) <= 3 and not named_spans(question)
         pointed = DEMONSTRATIVES & set(words) and last.answer and len(last.answer.split()) <= 6
-        substituted = any("→" in c for c in changes)
-        unresolved = PRONOUNS & set(words) and not substituted  # "he", but who is unknown
+        unresolved = PRONOUNS & set(words) and not swaps  # "he", but who is unknown
         carry = (continuation is not None or short or pointed or unresolved
-                 ) and not (substituted and not continuation)
+                 ) and not (swaps and not continuation)
         if carry:  # "that player" is the last answer; short follow-ups keep the topic
             terms = [t for t in ([last.answer] if pointed else []) + last.topic
                      if not {w.lower() for w in _WORD.findall(t)} <= present]
@@ -374,8 +379,8 @@ class Conversation:
     def search_context(self, question: str) -> SearchContext | None:
         """What a follow-up is searched with besides its resolved words: the last
         `CONTEXT_TURNS` turns' questions and answers, and the articles earlier turns read
-        from. None for a first question, and for one that names its own subject (a name, no
-        pronoun): a topic switch stays a switch."""
+        from. None for a first question, and for one that names its own subject (see
+        `self_contained`): a topic switch stays a switch."""
         if not self.turns or _switches_topic(question):
             return None
         text = " ".join(f"{t.question} {t.answer or ''}".strip()
