@@ -184,18 +184,17 @@ def _salient(question: str, passages: Sequence, answer: str | None,
                 people.add(best)
     ranked = [s for s, _ in scores.most_common()]
     question_spans = named_spans(question)
-    named = [s for s, p in question_spans if p or s in known_people]
+    named = [s for s, p in question_spans if p or s in known_people or s in people]
     asks_who = bool(re.match(r"\W*(?:and\s+)?(?:who|whom|whose)\b", question, re.IGNORECASE))
     person = named[0] if named and not asks_who else None
     person = person or next((s for s in ranked if s in people), None)
     if answer and answer[:1].isupper() and len(answer.split()) <= 5:
-        # trust the reader's answer when the passages say it is a person, and about as
-        # well placed as the best person found here (a wrong span must not steer "he")
+        # the reader's answer is "he" next when the passages say it is a person, or when
+        # it is a name that answers "who"
         full = next((s for s in people if s == answer or s.endswith(" " + answer)), None)
-        if full and (person is None or scores[full] >= 0.5 * scores.get(person, 0.0)
-                     or not asks_who):
+        if full:
             person = full
-        elif not people and not asks_who and _a_name(answer):
+        elif _a_name(answer) and (asks_who or not people):
             person = answer
     things = [s for s, p in question_spans if not p and s not in known_people
               and s != person]

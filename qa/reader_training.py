@@ -7,7 +7,8 @@ of its article that does not contain the answer text. Windows are bucketed by le
 per batch. A checkpoint (weights, optimizer, schedule, RNG, position in the fixed batch order)
 is written every ``checkpoint_minutes``, so a run stopped at any moment resumes exactly; after
 each one the reader is scored on held-out dev questions and the learning curve (JSON + PNG)
-grows by a point, and the best weights so far are exported in the shipped format.
+grows by a point, and the best weights so far are exported in the shipped format (``best/``;
+the last step's go to ``final/``).
 """
 
 from __future__ import annotations
@@ -343,12 +344,14 @@ def train(config: TrainConfig) -> Path:
         mean_f1 = float(np.mean([s["f1"] for s in scores.values()]))
         tqdm.write(f"step {step}: " + ", ".join(
             f"{n} EM {s['em']:.3f} F1 {s['f1']:.3f}" for n, s in scores.items()))
+        card = {"base": origin["base"], "base_sha256": origin["base_sha256"], "step": step,
+                "examples": step * config.batch_size, "dev": scores,
+                "max_length": config.max_length, "training": record, "curve": curve}
         if mean_f1 > best_f1:
             best_f1 = mean_f1
-            save_weights(model, out / "best", {
-                "base": origin["base"], "base_sha256": origin["base_sha256"], "step": step,
-                "examples": step * config.batch_size,
-                "dev": scores, "max_length": config.max_length, "training": record})
+            save_weights(model, out / "best", card)
+        if step == config.max_steps:  # the end of the learning-rate decay
+            save_weights(model, out / "final", card)
 
     model.train()
     elapsed = curve[-1]["train_seconds"] if curve else 0.0

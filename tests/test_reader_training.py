@@ -81,6 +81,7 @@ def test_training_lowers_the_loss_and_writes_a_curve_and_weights(squad_file, tmp
     curve = json.loads((tmp_path / "run" / "curve.json").read_text())
     assert curve[-1]["step"] == 24 and curve[-1]["train_loss"] < curve[0]["train_loss"]
     assert (tmp_path / "run" / "curve.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "run" / "final" / "reader.json").read_text())["step"] == 24
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["data_sha256"]["tiny.json"] and config["config"]["seed"] == 13
     model, base, card = load_weights(best)
