@@ -86,15 +86,15 @@ def _index(url: str, batch_chunks: int, manifest: str) -> ArticleQA:
     the client's ``manifest`` too, so an index rebuilt at the same URL is opened afresh."""
     from embeddings import Encoder
     from qa.api import ArticleQA
-    from qa.backends.manifest import Manifest
+    from qa.backends.manifest import TORCH, Manifest
 
     wanted = Manifest.from_json(manifest, where=url)
-    device = "cpu"
-    if wanted.encoder_backend == "torch":
+    encoder = None  # the index's own, on the CPU
+    if wanted.encoder_backend == TORCH:
         import torch
 
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    encoder = Encoder(wanted.model, backend=wanted.encoder_backend, device=device)
+        if torch.cuda.is_available():  # an encoder-pool worker with a GPU
+            encoder = Encoder(wanted.model, backend=TORCH, device="cuda")
     return ArticleQA(url, encoder=encoder, batch_chunks=batch_chunks)
 
 

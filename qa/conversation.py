@@ -150,6 +150,10 @@ class Resolution:
         return self.resolved != self.question
 
 
+def _asks_who(question: str) -> bool:
+    return bool(re.match(r"\W*(?:and\s+)?(?:who|whom|whose)\b", question, re.IGNORECASE))
+
+
 def _salient(question: str, passages: Sequence, answer: str | None,
              known_people: Iterable[str] = ()) -> tuple[str | None, str | None, list[str]]:
     """(person, thing, topic terms) of a finished turn.
@@ -185,7 +189,7 @@ def _salient(question: str, passages: Sequence, answer: str | None,
     ranked = [s for s, _ in scores.most_common()]
     question_spans = named_spans(question)
     named = [s for s, p in question_spans if p or s in known_people or s in people]
-    asks_who = bool(re.match(r"\W*(?:and\s+)?(?:who|whom|whose)\b", question, re.IGNORECASE))
+    asks_who = _asks_who(question)
     person = named[0] if named and not asks_who else None
     person = person or next((s for s in ranked if s in people), None)
     if answer and answer[:1].isupper() and len(answer.split()) <= 5:
@@ -404,9 +408,8 @@ class Conversation:
         resolution = self.resolve(question)
         people = [t.person for t in self.turns if t.person]
         person, thing, topic = _salient(resolution.resolved, (), None, people)
-        asks_who = re.match(r"\W*(?:and\s+)?(?:who|whom)\b", resolution.resolved,
-                            re.IGNORECASE)
-        if asks_who and answer and answer[:1].isupper() and len(answer.split()) <= 5:
+        if _asks_who(resolution.resolved) and answer and answer[:1].isupper() \
+                and len(answer.split()) <= 5:
             person = answer
         last = self.turns[-1] if self.turns else None
         turn = Turn(resolution.question, resolution.resolved, answer,

@@ -56,6 +56,16 @@ def _p50(values: Sequence[float]) -> float | None:
     return round(percentiles(values, (50,))["p50"], 2) if values else None
 
 
+def _ask_once(kb, asked: dict, question: str, k: int, context: SearchContext | None = None
+              ) -> tuple[Answer, float]:
+    """(answer, ms), asking ``kb`` only the first time ``question`` is searched."""
+    if (question, context) not in asked:
+        begun = time.perf_counter()
+        answer = kb.ask(question, k=k, context=context)
+        asked[question, context] = (answer, 1000 * (time.perf_counter() - begun))
+    return asked[question, context]
+
+
 # --- the team's conversations over a corpus ----------------------------------------------------
 
 
@@ -74,11 +84,13 @@ def evaluate_conversations(kb, dialogues: Sequence[Dialogue], k: int = 5,
     rows = []
     for dialogue in tqdm(dialogues, unit=" conversation", desc=desc, disable=not progress):
         chat = Conversation()
+        asked: dict = {}  # the question as typed and the standalone form are often the same
         for number, turn in enumerate(dialogue.turns, 1):
             alone = chat.search_context(turn.question) is None
             resolution, answer = chat.ask(kb, turn.question, k=k)
-            raw = kb.ask(turn.question, k=k) if number > 1 else answer
-            standalone = kb.ask(turn.rewrite, k=k) if number > 1 and turn.rewrite else None
+            raw = _ask_once(kb, asked, turn.question, k)[0] if number > 1 else answer
+            standalone = (_ask_once(kb, asked, turn.rewrite, k)[0]
+                          if number > 1 and turn.rewrite else None)
             judged = bool(turn.answers)
             rows.append({
                 "id": turn.id, "conversation": dialogue.id, "turn": number,
@@ -168,16 +180,6 @@ def _passage_summary(rows: Sequence[dict], k: int) -> dict:
         "f1_answerable": _share(r["f1"] for r in answerable),
         "ask_ms_p50": _p50([r["ms"] for r in rows]),
     }
-
-
-def _ask_once(kb, asked: dict, question: str, k: int, context: SearchContext | None = None
-              ) -> tuple[Answer, float]:
-    """(answer, ms), asking ``kb`` only the first time ``question`` is searched."""
-    if (question, context) not in asked:
-        begun = time.perf_counter()
-        answer = kb.ask(question, k=k, context=context)
-        asked[question, context] = (answer, 1000 * (time.perf_counter() - begun))
-    return asked[question, context]
 
 
 def evaluate_passage_dialogues(kb, dialogues: Sequence[Dialogue], k: int = 5,

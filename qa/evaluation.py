@@ -371,13 +371,14 @@ _DIALOGUE_SCOPE = {
         "abstains)."),
     REWRITE_DIALOGUES: (
         "{dialogues} dialogues ({turns} turns, {follow_ups} follow-ups with a human rewrite), "
-        "no passages: each follow-up resolved against the earlier turns' questions and, where "
-        "the data has them, reference answers (recorded with no passages, so whatever the "
-        "resolver takes from passages is absent). `recall`: of the content words the rewrite "
+        "no passages: each follow-up resolved against the earlier turns, each recorded as the "
+        "chat records one: its reference answer (where the data has one) in a passage under "
+        "the dialogue's page title (the chat's would be the cited article's headline). "
+        "`recall`: of the content words the rewrite "
         "adds to the question, the share the resolved question has; `precision`: of the words "
         "the resolver added, the share in the rewrite (pooled over follow-ups); "
-        "`needed_in_history`: the share of needed words that occur in the earlier turns at all "
-        "(the rest, e.g. the article's title, no history-only resolver can find); "
+        "`needed_in_history`: the share of needed words that occur in the earlier turns' "
+        "questions and answers at all (the title supplies many of the rest); "
         "`recall_of_history_words`: recall over those."),
 }
 
