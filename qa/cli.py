@@ -1,4 +1,5 @@
-"""`articleqa index / ask / info / remove / eval / train-reader / db`: the terminal face of
+"""`articleqa index / ask / info / remove / eval / train-reader / train-term-selector / db`: the
+terminal face of
 `ArticleQA`.
 
 Exit codes: 0 fine, 1 some input failed (the rest was indexed), 2 bad usage or an index that
@@ -135,6 +136,18 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_term_selector(args: argparse.Namespace) -> int:
+    from qa.term_selection_training import SelectorConfig, train_selector
+
+    config = SelectorConfig(args.train, args.out, args.folds, args.seed, args.c)
+    card = train_selector(config, progress=not args.quiet)
+    scores, rules = card["metrics"]["out_of_fold"], card["metrics"]["rules_only"]
+    print(f"held-out folds: recall {scores['recall']}, precision {scores['precision']} "
+          f"(the rules alone: {rules['recall']}, {rules['precision']}); threshold "
+          f"{card['threshold']}; written to {args.out}/")
+    return 0
+
+
 def cmd_calibrate_reader(args: argparse.Namespace) -> int:
     from qa.reader import MODEL_FOLDER
     from qa.reader_calibration import calibrate
@@ -192,6 +205,27 @@ def _calibrate_reader_parser(commands) -> None:
     parser.add_argument("--cache", metavar="DIR", default=".articleqa-cache")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(run=cmd_calibrate_reader)
+
+
+def _train_term_selector_parser(commands) -> None:
+    from qa.term_selection_training import SelectorConfig
+
+    parser = commands.add_parser(
+        "train-term-selector",
+        help="fit which earlier words a follow-up needs, on dialogues with human rewrites",
+        description="Replay every dialogue through the follow-up rules, label each earlier "
+        "word by whether the human rewrite adds it, fit a logistic regression, score it on "
+        "folds held out by dialogue (learning curve included) and write its weights and card.")
+    parser.add_argument("train", nargs="+", metavar="DIALOGUES_JSONL",
+                        help="dialogues with rewrites (CANARD's format, see ../shared/data)")
+    parser.add_argument("--out", default=SelectorConfig.out, metavar="DIR",
+                        help="(default: %(default)s; the shipped one: qa/models/term-selector)")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--c", type=float, default=1.0,
+                        help="inverse strength of the L2 penalty (default: 1.0)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no per-share lines")
+    parser.set_defaults(run=cmd_train_term_selector)
 
 
 def _train_reader_parser(commands) -> None:
@@ -308,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.set_defaults(run=cmd_eval)
     _train_reader_parser(commands)
     _calibrate_reader_parser(commands)
+    _train_term_selector_parser(commands)
     _db_parser(commands)
     # Commands from other packages (e.g. `chat` from ui/), without qa importing them.
     for entry in entry_points(group="articleqa.commands"):

@@ -10,8 +10,10 @@ starts with "and" / "what about", says "they" or "that ..." carries the previous
 subject is a topic switch and stays as typed. Every change is listed, so the UI can show
 exactly what was searched.
 
-No model and no network: capitalised spans, a few cue words, and overlap with the question.
-Its evaluation lives with the evaluation code (qa/dialogue_evaluation.py, `articleqa eval`).
+The rules need no model: capitalised spans, a few cue words, and overlap with the question.
+What they cannot name, the learned term selector adds (qa/term_selection.py: words of the
+current thread a standalone question would hold, "+ Bob Newhart"). The evaluation lives with
+the evaluation code (qa/dialogue_evaluation.py, `articleqa eval`).
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from qa.chunking import split_sentences
 from qa.metrics import contains_answer
 from qa.search import MAX_QUESTION_CHARS, SearchContext
+from qa.term_selection import TermSelector, packaged_selector
 from qa.words import REPORTING_VERBS, STOP_WORDS, TITLES, content_words
 
 if TYPE_CHECKING:
@@ -131,23 +134,30 @@ def named_spans(text: str) -> list[tuple[str, bool]]:
 @dataclass
 class Turn:
     question: str  # as typed
-    resolved: str  # as searched
+    resolved: str  # as the rules resolved it (`Resolution.core`)
     answer: str | None = None
     person: str | None = None  # who "he" / "she" refers to next
     thing: str | None = None  # what "it" refers to next
     topic: list[str] = field(default_factory=list)  # carried by short follow-ups
     source: str | None = None  # the article its answer (or best passage) came from
+    title: str = ""  # that article's headline
 
 
 @dataclass
 class Resolution:
     question: str
-    resolved: str
+    resolved: str  # as searched
     changes: list[str] = field(default_factory=list)  # "he → John Kerry", "+ Iraq"
+    by_rules: str | None = None  # before the term selector added words (later turns build on it)
 
     @property
     def changed(self) -> bool:
         return self.resolved != self.question
+
+    @property
+    def core(self) -> str:
+        """The question as the rules resolved it: what the turn is remembered by."""
+        return self.by_rules or self.resolved
 
 
 def _asks_who(question: str) -> bool:
@@ -246,7 +256,7 @@ def _fragment(question: str) -> bool:
     return len(words) <= 2 or words[0] in PREPOSITIONS or _continuation(question) is not None
 
 
-def _switches_topic(question: str) -> bool:
+def switches_topic(question: str) -> bool:
     """A follow-up searched on its own: it names its own subject and is not an ellipsis
     ("and Havelund?" continues the last question)."""
     return self_contained(question) and not (_continuation(question) and _fragment(question))
@@ -302,19 +312,41 @@ def _replace_word(text: str, word: str, replacement: str) -> str:
 
 
 class Conversation:
-    """The turns so far; ``resolve`` a new question against them, then ``record`` its answer."""
+    """The turns so far; ``resolve`` a new question against them, then ``record`` its answer.
+    ``selector`` completes the rules' resolution with words of the earlier turns
+    (qa/term_selection.py): the packaged one, another, or None for the rules alone (what a
+    selector is trained on)."""
 
-    def __init__(self, turns: Iterable[Turn] = ()):
+    def __init__(self, turns: Iterable[Turn] = (),
+                 selector: TermSelector | Literal["packaged"] | None = "packaged"):
         self.turns: list[Turn] = list(turns)
+        self.selector = packaged_selector() if selector == "packaged" else selector
 
     def resolve(self, question: str) -> Resolution:
         question = " ".join(question.split())
         if not self.turns:
             return Resolution(question, question)
-        named, changes = full_names(question, [n for t in self.turns
-                                               for n in (t.person, t.thing, *t.topic) if n])
-        if _switches_topic(question):
+        if switches_topic(question):
+            named, changes = full_names(question, self._known_names())
             return Resolution(question, named, changes)
+        resolution = self._apply_rules(question)
+        if self.selector:
+            added = self.selector.select(question, resolution.resolved, self.turns)
+            if added:
+                resolved = resolution.resolved.rstrip()
+                resolved = (f"{resolved[:-1]}, {', '.join(added)})" if resolved.endswith(")")
+                            else f"{resolved} ({', '.join(added)})")
+                resolution = Resolution(question, resolved,
+                                        resolution.changes + [f"+ {a}" for a in added],
+                                        resolution.resolved)
+        return resolution
+
+    def _known_names(self) -> list[str]:
+        return [n for t in self.turns for n in (t.person, t.thing, *t.topic) if n]
+
+    def _apply_rules(self, question: str) -> Resolution:
+        """A follow-up resolved by the rules: pronouns, ellipsis, fragments, carried topic."""
+        named, changes = full_names(question, self._known_names())
         last = self.turns[-1]
         resolved = named
         words = [w.lower() for w in _WORD.findall(question)]
@@ -367,15 +399,16 @@ class Conversation:
     def record(self, resolution: Resolution, answer) -> Turn:
         """Remember a finished turn (``answer`` is a `qa.Answer`)."""
         people = [t.person for t in self.turns if t.person]
-        person, thing, topic = _salient(resolution.resolved, answer.passages, answer.text,
+        person, thing, topic = _salient(resolution.core, answer.passages, answer.text,
                                         people)
         last = self.turns[-1] if self.turns else None
         if last and not topic:
             topic = last.topic
-        turn = Turn(resolution.question, resolution.resolved, answer.text,
+        turn = Turn(resolution.question, resolution.core, answer.text,
                     person or (last.person if last else None),
                     thing or (last.thing if last else None), topic,
-                    answer.passages[0].source if answer.passages else None)
+                    answer.passages[0].source if answer.passages else None,
+                    answer.passages[0].title if answer.passages else "")
         self.turns.append(turn)
         return turn
 
@@ -384,7 +417,7 @@ class Conversation:
         `CONTEXT_TURNS` turns' questions and answers, and the articles earlier turns read
         from. None for a first question, and for one that names its own subject (see
         `self_contained`): a topic switch stays a switch."""
-        if not self.turns or _switches_topic(question):
+        if not self.turns or switches_topic(question):
             return None
         text = " ".join(f"{t.question} {t.answer or ''}".strip()
                         for t in self.turns[-CONTEXT_TURNS:])
@@ -407,12 +440,12 @@ class Conversation:
         "he" / "she" means next only when the question asked who."""
         resolution = self.resolve(question)
         people = [t.person for t in self.turns if t.person]
-        person, thing, topic = _salient(resolution.resolved, (), None, people)
-        if _asks_who(resolution.resolved) and answer and answer[:1].isupper() \
+        person, thing, topic = _salient(resolution.core, (), None, people)
+        if _asks_who(resolution.core) and answer and answer[:1].isupper() \
                 and len(answer.split()) <= 5:
             person = answer
         last = self.turns[-1] if self.turns else None
-        turn = Turn(resolution.question, resolution.resolved, answer,
+        turn = Turn(resolution.question, resolution.core, answer,
                     person or (last.person if last else None),
                     thing or (last.thing if last else None),
                     topic or (last.topic if last else []))

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from embeddings.encoder import sha256_of
 from qa.articles import Article, Refused, iter_articles
 
 
@@ -63,6 +64,7 @@ class Dataset:
     # questions; conversations (over a corpus, with resolved_keywords); passage-dialogues
     # (QuAC: each dialogue's passage is an article); rewrite-dialogues (CANARD, CAsT: no index)
     kind: str = QUESTIONS
+    sha256: str = ""  # of the file, where one file holds it all (a model fitted on it knows)
 
 
 def _json(path: Path) -> object:
@@ -253,7 +255,8 @@ def load_dialogues(path: str | Path) -> Dataset:
     if not passages and not any(t.rewrite for d in dialogues for t in d.turns[1:]):
         raise DatasetError(f"{path}: dialogues without passages need follow-up 'rewrite's")
     return Dataset(_dialogue_name(path), articles, dialogues=dialogues,
-                   kind=PASSAGE_DIALOGUES if passages else REWRITE_DIALOGUES)
+                   kind=PASSAGE_DIALOGUES if passages else REWRITE_DIALOGUES,
+                   sha256=sha256_of(path))
 
 
 def load_dataset(path: str | Path, corpus: Sequence[str | Path] = ()) -> Dataset:

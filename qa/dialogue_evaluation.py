@@ -23,17 +23,19 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
+from typing import Literal
 
 from tqdm import tqdm
 
-from qa.conversation import Conversation
-from qa.datasets import Dialogue
+from qa.conversation import Conversation, Resolution, Turn
+from qa.datasets import Dialogue, Query
 from qa.metrics import contains_answer, exact_match, f1_score, mean_of, percentiles
 from qa.results import Answer, Passage
 from qa.search import SearchContext
-from qa.words import STOP_WORDS, content_words
+from qa.term_selection import TermSelector
+from qa.words import terms
 
 TYPED, RESOLVED, RESOLVED_GOLD = "typed", "resolved", "resolved-gold"
 HISTORY = "resolved+history"  # what the product does: resolved words, plus the context
@@ -230,22 +232,32 @@ def evaluate_passage_dialogues(kb, dialogues: Sequence[Dialogue], k: int = 5,
 # --- dialogues with human rewrites, no passages (CANARD, CAsT) ----------------------------------
 
 
-def _words(text: str) -> set[str]:
-    """Content words, a possessive counted as its owner ("Zappa's" is "zappa")."""
-    words = {w.removesuffix("'s") for w in content_words(text)}
-    return {w for w in words if w and w not in STOP_WORDS}
-
-
 def rewrite_words(question: str, rewrite: str, resolved: str) -> tuple[set[str], set[str]]:
     """(needed, added): the content words the human ``rewrite`` adds to ``question``, and those
     the ``resolved`` question adds. Recall is |needed ∩ added| / |needed|; precision is
     |needed ∩ added| / |added| (an added word the rewrite has is one it needed: both leave out
     the question's own words)."""
-    asked = _words(question)
-    return _words(rewrite) - asked, _words(resolved) - asked
+    asked = terms(question)
+    return terms(rewrite) - asked, terms(resolved) - asked
 
 
-def _rewrite_summary(rows: Sequence[dict], added_key: str) -> dict:
+def replay_rewrites(dialogue: Dialogue, chat: Conversation
+                    ) -> Iterator[tuple[int, Query, Resolution, list[Turn], float]]:
+    """Each turn of a rewrite dialogue resolved by ``chat``: (number, turn, resolution, the
+    turns before it, ms to resolve), then recorded as the chat records one: its reference
+    answer (where the data has one) in a passage under the page's title (CANARD's Wikipedia
+    article; the chat's would be the cited article's headline)."""
+    for number, turn in enumerate(dialogue.turns, 1):
+        begun = time.perf_counter()
+        resolution = chat.resolve(turn.question)
+        ms = 1000 * (time.perf_counter() - begun)
+        yield number, turn, resolution, list(chat.turns), ms
+        text = turn.answer or ""
+        chat.record(resolution, Answer(resolution.resolved, turn.answer, 0.0, [Passage(
+            1, 0.0, text, dialogue.id, dialogue.title, dialogue.id, 0, len(text))]))
+
+
+def rewrite_summary(rows: Sequence[dict], added_key: str) -> dict:
     needed = sum(len(r["needed"]) for r in rows)
     added = sum(len(r[added_key]) for r in rows)
     right = sum(len(set(r["needed"]) & set(r[added_key])) for r in rows)
@@ -268,20 +280,18 @@ def _rewrite_summary(rows: Sequence[dict], added_key: str) -> dict:
 
 
 def evaluate_rewrite_dialogues(dialogues: Sequence[Dialogue], progress: bool = False,
-                               desc: str = "Dialogues") -> dict:
-    """Resolve each follow-up against the earlier turns and compare its words with the human
-    rewrite's; ``typed`` (the question alone) adds no words. Each turn is recorded as the chat
-    records one: its reference answer (where the data has one) in a passage under the page's
-    title (CANARD's Wikipedia article; the chat's would be the cited article's headline)."""
+                               desc: str = "Dialogues",
+                               selector: TermSelector | Literal["packaged"] | None = "packaged"
+                               ) -> dict:
+    """Resolve each follow-up against the earlier turns (`replay_rewrites`) and compare its words
+    with the human rewrite's; ``typed`` (the question alone) adds no words. ``selector`` as in
+    `Conversation` (None: the rules alone)."""
     rows = []
     started = time.perf_counter()
     for dialogue in tqdm(dialogues, unit=" dialogue", desc=desc, disable=not progress):
-        chat = Conversation()
         history: set[str] = set()
-        for number, turn in enumerate(dialogue.turns, 1):
-            begun = time.perf_counter()
-            resolution = chat.resolve(turn.question)
-            ms = 1000 * (time.perf_counter() - begun)
+        for number, turn, resolution, _, ms in replay_rewrites(dialogue,
+                                                               Conversation(selector=selector)):
             if number > 1 and turn.rewrite:
                 needed, added = rewrite_words(turn.question, turn.rewrite, resolution.resolved)
                 rows.append({
@@ -292,17 +302,14 @@ def evaluate_rewrite_dialogues(dialogues: Sequence[Dialogue], progress: bool = F
                     "added": sorted(added), "typed_added": [],
                     "needed_in_history": sorted(needed & history), "ms": round(ms, 3),
                 })
-            text = turn.answer or ""
-            chat.record(resolution, Answer(resolution.resolved, turn.answer, 0.0, [Passage(
-                1, 0.0, text, dialogue.id, dialogue.title, dialogue.id, 0, len(text))]))
-            history |= _words(turn.question) | _words(turn.answer or "")
-    variants = {f"follow-ups {TYPED}": _rewrite_summary(rows, "typed_added"),
-                f"follow-ups {RESOLVED}": _rewrite_summary(rows, "added")}
+            history |= terms(turn.question) | terms(turn.answer or "")
+    variants = {f"follow-ups {TYPED}": rewrite_summary(rows, "typed_added"),
+                f"follow-ups {RESOLVED}": rewrite_summary(rows, "added")}
     by_part: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         by_part[row["part"]].append(row)
     if len(by_part) > 1:
-        variants.update({f"{part} {RESOLVED}": _rewrite_summary(part_rows, "added")
+        variants.update({f"{part} {RESOLVED}": rewrite_summary(part_rows, "added")
                          for part, part_rows in sorted(by_part.items())})
     metrics = {
         "dialogues": len(dialogues), "turns": sum(len(d.turns) for d in dialogues),

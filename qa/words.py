@@ -50,9 +50,19 @@ chief officer spokesperson spokesman spokeswoman student professor director lead
 founder executive chair chairman chairwoman king queen prince princess pope judge
 """.split())  # noqa: SIM905
 
-_WORD = re.compile(r"[\w']+")
+WORD = re.compile(r"[\w']+")
 
 
 def content_words(text: str) -> list[str]:
     """The words of ``text`` (lower case) that are not stop words, in order."""
-    return [w for w in _WORD.findall(text.lower()) if w not in STOP_WORDS]
+    return [w for w in WORD.findall(text.lower()) if w not in STOP_WORDS]
+
+
+def term(token: str) -> str:
+    """A token as a term: lower case, a possessive counted as its owner ("Zappa's": zappa)."""
+    return token.lower().removesuffix("'s")
+
+
+def terms(text: str) -> set[str]:
+    """The content terms of ``text`` (what a rewrite adds is counted in these)."""
+    return {t for t in map(term, WORD.findall(text)) if t and t not in STOP_WORDS}

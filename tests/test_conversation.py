@@ -16,6 +16,11 @@ from tests.conftest import ROOT, SAMPLES
 CONVERSATIONS = ROOT / "samples" / "conversations.jsonl"
 
 
+def rules():
+    """A conversation resolved by the rules alone (the term selector has its own tests)."""
+    return Conversation(selector=None)
+
+
 def passage(text, rank=1, title="", answer_span=None, source="dw.com/iraq"):
     return SimpleNamespace(text=text, rank=rank, title=title, answer_span=answer_span,
                            source=source)
@@ -40,13 +45,13 @@ def test_named_spans_drop_titles_and_sentence_starts():
 
 
 def test_first_question_is_left_alone():
-    resolution = Conversation().resolve("  who said it   was their fight? ")
+    resolution = rules().resolve("  who said it   was their fight? ")
     assert resolution.resolved == "who said it was their fight?"
     assert not resolution.changed
 
 
 def test_pronoun_takes_the_previous_answer():
-    chat = Conversation()
+    chat = rules()
     first = chat.resolve("who said it was their fight?")
     chat.record(first, answer("John Kerry", KERRY))
     follow = chat.resolve("where was he speaking?")
@@ -56,13 +61,13 @@ def test_pronoun_takes_the_previous_answer():
 
 
 def test_without_an_answer_the_salient_person_of_the_passages_is_used():
-    chat = Conversation()
+    chat = rules()
     chat.record(chat.resolve("who said it was their fight?"), answer(None, KERRY))
     assert chat.resolve("where was she speaking?").resolved == "where was John Kerry speaking?"
 
 
 def test_it_takes_the_thing_and_and_carries_the_topic():
-    chat = Conversation()
+    chat = rules()
     comet = passage("The comet C/2026 F2 was found by doctoral student Yusuf Harlan-Obi, "
                     "Harlan-Obi said.", title="Kestrel Ridge astronomers find a comet")
     chat.record(chat.resolve("Who discovered comet C/2026 F2?"), answer(None, comet))
@@ -76,11 +81,11 @@ def test_it_takes_the_thing_and_and_carries_the_topic():
 
 
 def test_ellipsis_is_completed_from_the_previous_question():
-    chat = Conversation()
+    chat = rules()
     chat.record(chat.resolve("what share did Yannick Osei-Borg get?"),
                 answer("5.5 percent", passage("Yannick Osei-Borg took 5.5 percent.")))
     assert chat.resolve("and Havelund?").resolved == "what share did Havelund get?"
-    chat = Conversation()
+    chat = rules()
     chat.record(chat.resolve("how many people voted in 2015?"), answer("31,000"))
     assert chat.resolve("and in 2019?").resolved == "how many people voted in 2019?"
     chat.record(chat.resolve("Who scored the opening goal?"), answer("Kofi Lindgren"))
@@ -91,7 +96,7 @@ def test_ellipsis_is_completed_from_the_previous_question():
 
 
 def test_a_surname_takes_the_full_name_the_conversation_knows():
-    chat = Conversation()
+    chat = rules()
     chat.record(chat.resolve("who said it was their fight?"), answer("John Kerry", KERRY))
     resolution = chat.resolve("Where did Kerry say it?")
     assert resolution.resolved.startswith("Where did John Kerry say")
@@ -99,7 +104,7 @@ def test_a_surname_takes_the_full_name_the_conversation_knows():
 
 
 def test_pronouns_that_point_inside_the_question_keep_it_a_switch():
-    chat = Conversation()
+    chat = rules()
     chat.record(chat.resolve("Who discovered comet C/2026 F2?"), answer("Yusuf Harlan-Obi"))
     for question in ("Where was John Kerry speaking when he was asked about Iraq?",
                      "How many households in Norrbridge left their homes?"):
@@ -109,19 +114,19 @@ def test_pronouns_that_point_inside_the_question_keep_it_a_switch():
 
 
 def test_only_a_name_like_answer_becomes_he():
-    chat = Conversation()
+    chat = rules()
     chat.record(chat.resolve("what happened first?"), answer("At age six,"))
     assert chat.turns[-1].person is None
 
 
 def test_a_new_named_question_carries_nothing():
-    chat = Conversation()
+    chat = rules()
     chat.record(chat.resolve("Who is the mayor of Norrbridge?"), answer("Ingrid Halvorsen"))
     assert not chat.resolve("Who was elected mayor of Greyholm?").changed
 
 
 def test_a_follow_up_is_searched_with_the_conversation_a_new_subject_alone():
-    chat = Conversation()
+    chat = rules()
     assert chat.search_context("who said it was their fight?") is None  # a first question
     chat.record(chat.resolve("who said it was their fight?"), answer("John Kerry", KERRY))
     chat.record(chat.resolve("where was he speaking?"), answer("Jerusalem", KERRY))
@@ -175,7 +180,7 @@ def test_conversations_load_as_dialogues(tmp_path, seed_article):
 
 def test_seed_conversation_follow_ups(kb, seed_article):
     kb.add([seed_article], progress=False)
-    chat = Conversation()
+    chat = rules()
     _, first = chat.ask(kb, "who said it was their fight?")
     assert "John Kerry" in first.passages[0].text
     resolution, second = chat.ask(kb, "where was he speaking?")
@@ -223,11 +228,13 @@ def test_kb_conversation_resolves_asks_and_records(kb, seed_article):
     resolution, first = chat.ask("who said it was their fight?", k=3)
     assert not resolution.changed and "John Kerry" in first.passages[0].text
     resolution, second = chat.ask("where was he speaking?", k=3)
-    assert resolution.resolved == "where was John Kerry speaking?"
-    assert resolution.changes == ["he → John Kerry"]
+    # the rules name "he"; the term selector adds the headline's name that the thread is about
+    assert resolution.resolved == "where was John Kerry speaking? (Iraq)"
+    assert resolution.changes == ["he → John Kerry", "+ Iraq"]
     assert [t.question for t in chat.turns] == ["who said it was their fight?",
                                                 "where was he speaking?"]
-    assert second.question == "where was John Kerry speaking?"
+    assert chat.turns[-1].resolved == "where was John Kerry speaking?"  # what later turns use
+    assert second.question == "where was John Kerry speaking? (Iraq)"
     later = kb.conversation(history=[{"question": "who said it was their fight?",
                                       "answer": "John Kerry"}])
     assert later.ask("what did he offer?", k=1).resolution.resolved == (
