@@ -142,7 +142,7 @@ class Encoder:
                     "The onnx encoder backend needs a plain mean-pooled transformer with its "
                     f"weights in {WEIGHTS_FILE}, like the default {DEFAULT_MODEL}; "
                     f"{self.name!r} is not one: use --encoder-backend torch")
-            from embeddings.onnx_encoder import require_runtime
+            from embeddings.onnx_int8 import require_runtime
 
             require_runtime()  # say what to install now, not at the first passage
         self.light = shape is not None  # questions embedded without sentence-transformers

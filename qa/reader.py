@@ -18,18 +18,17 @@ from __future__ import annotations
 import math
 import os
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from qa.spans import OnnxWindows, SpanScore, score_windows, verified_card, weights_sha256
 from qa.words import REPORTING_VERBS, TITLES, content_words
 
 if TYPE_CHECKING:
     from qa.results import Passage
-    from qa.span_model import SpanScore
 
 MODEL_FOLDER = Path(__file__).with_name("models") / "reader"
 SPEAKER_PRONOUNS = {"he", "she", "they", "him", "her", "them", "i", "we"}
@@ -76,38 +75,36 @@ class Calibration:
                                                 - self.rank_weight * math.log1p(pair[0])))
 
 
-def _quantized(model):
-    """int8 dynamic quantisation of the Linear layers: about twice as fast on a CPU at the
-    same EM (measured in docs/BENCHMARKS.md)."""
-    import torch
+def _export(folder: str, dest: Path) -> None:
+    from qa.span_model import export_onnx  # torch, only to build the int8 model
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch marks quantize_dynamic deprecated
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    export_onnx(folder, dest)
 
 
 @lru_cache(maxsize=2)
-def _load(folder: str, quantize: bool):
-    """Model, tokenizer and card, once per process."""
+def _load(folder: str):
+    """The int8 ONNX model (built from the verified weights on first use), tokenizer and card,
+    once per process. Answering needs neither torch's model nor its quantisation."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from qa.span_model import load_weights
+    from embeddings.onnx_encoder import encoder_threads
+    from embeddings.onnx_int8 import int8_model
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    model, base, card = load_weights(Path(folder))
-    return (_quantized(model) if quantize else model), AutoTokenizer.from_pretrained(base), card
+    card, base = verified_card(Path(folder))
+    path = int8_model(folder, weights_sha256(card), _export, "reader")
+    return OnnxWindows(path, encoder_threads()), AutoTokenizer.from_pretrained(base), card
 
 
 class NeuralReader:
     """Our trained span reader (``folder``: a `train-reader` output, default the shipped one)."""
 
-    def __init__(self, folder: str | Path | None = None, threshold: float | None = None,
-                 quantize: bool = True):
+    def __init__(self, folder: str | Path | None = None, threshold: float | None = None):
         self.folder = Path(folder or MODEL_FOLDER)
-        self.model, self.tokenizer, card = _load(str(self.folder), quantize)
+        self.forward, self.tokenizer, card = _load(str(self.folder))
         self.calibration = Calibration(**card.get("calibration", {}))
         # windows as long as the ones it was trained on read best (measured on tuning data)
         self.window = card["max_length"], card["training"]["config"]["stride"]
@@ -115,11 +112,9 @@ class NeuralReader:
         self.name = f"neural reader ({self.folder})"
 
     def spans(self, question: str, passages: Sequence[Passage]) -> list[SpanScore | None]:
-        """Each passage's best span (None for one without text), in one forward pass."""
-        from qa.span_model import score_spans
-
-        return score_spans(self.model, self.tokenizer, question, [p.text for p in passages],
-                           *self.window)
+        """Each passage's best span (None for one without text)."""
+        return score_windows(self.forward, self.tokenizer, question,
+                             [p.text for p in passages], *self.window)
 
     def read(self, question: str, passages: Sequence[Passage]) -> Reading:
         found = self.calibration.ranked(self.spans(question, passages))

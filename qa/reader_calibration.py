@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from qa.metrics import exact_match
 from qa.reader import Calibration, NeuralReader
-from qa.span_model import SpanScore
+from qa.spans import SpanScore
 
 KEEP = 0.9  # share of the exact answers the threshold keeps (it gives up at most 10%)
 RANK_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)

@@ -27,13 +27,8 @@ from tqdm import tqdm
 
 from embeddings.encoder import sha256_of
 from qa.metrics import exact_match, f1_score
-from qa.span_model import (
-    MAX_QUESTION_TOKENS,
-    SpanModel,
-    load_weights,
-    save_weights,
-    score_spans,
-)
+from qa.span_model import SpanModel, load_weights, save_weights, score_spans
+from qa.spans import MAX_QUESTION_TOKENS
 
 
 @dataclass

@@ -1,36 +1,28 @@
-"""Our extractive reader's network: a BERT-like encoder with start/end span heads.
+"""Our extractive reader's network in torch (training, and the export to ONNX): a BERT-like
+encoder with start/end span heads.
 
 The no-answer score is the [CLS] token's start + end logits (the SQuAD 2.0 convention), so one
 forward pass gives both the best span of each window and how strongly the window says "not
 here". Weights are saved as fp16 safetensors shards of at most 16 MiB each, without the word
 embeddings: those stay frozen in training, so they are taken from the base model at load time
-rather than stored twice. ``reader.json`` beside the shards records the base model, the shards'
-sha256 and the fitted abstention threshold; a shard whose checksum differs is refused.
+rather than stored twice. Reading spans out of the logits is qa/spans.py.
 """
 
 from __future__ import annotations
 
 import json
-import re
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from embeddings.encoder import sha256_of
+from qa.spans import CARD_FILE, INPUTS, SpanScore, score_windows, verified_card
 
 WORD_EMBEDDINGS = "encoder.embeddings.word_embeddings.weight"
-CARD_FILE = "reader.json"
 SHARD_BYTES = 16 * 1024 * 1024
-MAX_ANSWER_TOKENS = 30
-MAX_QUESTION_TOKENS = 64
-
-
-class ReaderWeightsError(RuntimeError):
-    """The reader's weights are missing, damaged or not the expected ones; says what to do."""
 
 
 class SpanModel(nn.Module):
@@ -42,10 +34,11 @@ class SpanModel(nn.Module):
         self.span_head = nn.Linear(encoder.config.hidden_size, 2)
 
     @classmethod
-    def from_base(cls, base: str | Path) -> SpanModel:
+    def from_base(cls, base: str | Path, attn_implementation: str | None = None) -> SpanModel:
         from transformers import AutoModel
 
-        return cls(AutoModel.from_pretrained(str(base), add_pooling_layer=False))
+        return cls(AutoModel.from_pretrained(str(base), add_pooling_layer=False,
+                                             attn_implementation=attn_implementation))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 token_type_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,109 +84,51 @@ def save_weights(model: SpanModel, folder: Path, card: dict) -> dict:
     return card
 
 
-def load_weights(folder: Path) -> tuple[SpanModel, str, dict]:
-    """The reader in ``folder`` (model, base model path for its tokenizer, card). Each shard is
-    checked against the sha256 its card records, and the base model (which supplies the word
-    embeddings) against the one it was trained on."""
+def load_weights(folder: Path, attn_implementation: str | None = None
+                 ) -> tuple[SpanModel, str, dict]:
+    """The reader in ``folder`` (model, base model path for its tokenizer, card), checked by
+    `verified_card`."""
     from safetensors.torch import load_file
 
-    from embeddings.encoder import resolve_model
-
-    card_path = folder / CARD_FILE
-    if not card_path.is_file():
-        raise ReaderWeightsError(f"{card_path} is missing: the reader's weights are not in "
-                                 f"{folder}; reinstall ArticleQA or pass another reader.")
-    card = json.loads(card_path.read_text())
+    card, base = verified_card(folder)
     state: dict[str, torch.Tensor] = {}
-    for name, expected in card["shards"].items():
-        path = folder / name
-        if not path.is_file():
-            raise ReaderWeightsError(f"{path} is missing; restore it (git checkout {folder}) "
-                                     "or retrain with `articleqa train-reader`.")
-        actual = sha256_of(path)
-        if actual != expected:
-            raise ReaderWeightsError(
-                f"{path} has sha256 {actual}, expected {expected}: the reader's weights are "
-                f"damaged or were replaced; restore them (git checkout {folder}) or retrain.")
-        state.update(load_file(str(path)))
-    base, base_sha = resolve_model(card["base"])
-    if card.get("base_sha256") not in (None, base_sha):
-        raise ReaderWeightsError(
-            f"the reader in {folder} was trained on base weights {card['base_sha256']}, but "
-            f"{base} has {base_sha}: install the base model it was trained on.")
-    model = SpanModel.from_base(base)
+    for name in card["shards"]:
+        state.update(load_file(str(folder / name)))
+    model = SpanModel.from_base(base, attn_implementation)
     state = {k: v.float() for k, v in state.items()}
     state[WORD_EMBEDDINGS] = model.state_dict()[WORD_EMBEDDINGS]
     model.load_state_dict(state)
     return model.eval(), base, card
 
 
-@dataclass(frozen=True)
-class SpanScore:
-    """The best span of one text (character offsets into it) and the evidence against it."""
-
-    start: int
-    end: int
-    score: float  # start + end logit of the span
-    null: float  # the lowest no-answer logit sum over the text's windows
-
-    @property
-    def margin(self) -> float:
-        return self.score - self.null
-
-
-def encode(tokenizer, question: str, texts: Sequence[str], max_length: int, stride: int):
-    """Question + each text as windows of ``max_length`` tokens overlapping by ``stride``."""
-    ids = tokenizer(question, add_special_tokens=False)["input_ids"][:MAX_QUESTION_TOKENS]
-    question = tokenizer.decode(ids)
-    return tokenizer([question] * len(texts), list(texts), truncation="only_second",
-                     max_length=max_length, stride=stride, return_overflowing_tokens=True,
-                     return_offsets_mapping=True, padding=True, return_tensors="pt")
-
-
-def best_spans(start: np.ndarray, end: np.ndarray, offsets: np.ndarray, context: np.ndarray,
-               owners: np.ndarray, n_texts: int, paragraphs: np.ndarray | None = None,
-               max_answer_tokens: int = MAX_ANSWER_TOKENS) -> list[SpanScore | None]:
-    """Per text, the highest-scoring span over its windows (None for a text without one).
-    ``context`` marks each window's tokens of the text, ``owners`` the text of each window,
-    ``paragraphs`` the paragraph of its text each token is in."""
-    best: list[SpanScore | None] = [None] * n_texts
-    nulls = [np.inf] * n_texts
-    band = np.triu(np.ones((start.shape[1],) * 2, bool))
-    band &= ~np.triu(band, max_answer_tokens)
-    for w in range(start.shape[0]):
-        if not context[w].any():
-            continue
-        t = int(owners[w])
-        nulls[t] = min(nulls[t], float(start[w, 0] + end[w, 0]))
-        pair = start[w][:, None] + end[w][None, :]
-        allowed = band & context[w][:, None] & context[w][None, :]
-        if paragraphs is not None:  # an answer never runs across a paragraph break
-            allowed &= paragraphs[w][:, None] == paragraphs[w][None, :]
-        pair = np.where(allowed, pair, -np.inf)
-        a, b = np.unravel_index(int(np.argmax(pair)), pair.shape)
-        if best[t] is None or pair[a, b] > best[t].score:
-            best[t] = SpanScore(int(offsets[w, a, 0]), int(offsets[w, b, 1]), float(pair[a, b]),
-                                0.0)
-    return [None if s is None else SpanScore(s.start, s.end, s.score, nulls[t])
-            for t, s in enumerate(best)]
-
-
 def score_spans(model: SpanModel, tokenizer, question: str, texts: Sequence[str],
                 max_length: int = 192, stride: int = 64) -> list[SpanScore | None]:
-    """One batched forward pass over every window of every text."""
-    if not texts:
-        return []
-    encoded = encode(tokenizer, question, texts, max_length, stride)
-    offsets = encoded["offset_mapping"].numpy()
-    owners = encoded["overflow_to_sample_mapping"].numpy()
-    context = (encoded["token_type_ids"].numpy() == 1) & (offsets[..., 1] > offsets[..., 0])
+    """Each text's best span, every window in one batched forward pass of ``model``."""
     device = next(model.parameters()).device  # a GPU while training there
-    with torch.inference_mode():
-        start, end = model(*(encoded[k].to(device)
-                             for k in ("input_ids", "attention_mask", "token_type_ids")))
-    breaks = [np.array([m.start() for m in re.finditer(r"\n\s*\n", text)]) for text in texts]
-    paragraphs = np.stack([np.searchsorted(breaks[owners[w]], offsets[w, :, 0])
-                           for w in range(len(owners))])
-    return best_spans(start.cpu().numpy(), end.cpu().numpy(), offsets, context, owners,
-                      len(texts), paragraphs)
+
+    def forward(encoded: dict):
+        with torch.inference_mode():
+            start, end = model(*(torch.from_numpy(encoded[k]).to(device) for k in INPUTS))
+        return start.cpu().numpy(), end.cpu().numpy()
+
+    return score_windows(forward, tokenizer, question, texts, max_length, stride)
+
+
+def export_onnx(folder: str, dest: Path) -> None:
+    """The reader in ``folder`` (verified) as fp32 ONNX: windows in, start and end logits out,
+    dynamic batch and sequence axes, traced as the encoder's (`SETTINGS`)."""
+    from transformers import AutoTokenizer
+
+    from embeddings.onnx_int8 import SETTINGS
+
+    model, base, _ = load_weights(Path(folder), SETTINGS["attn_implementation"])
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    example = tokenizer(["who traced it?"] * 2, ["an example passage", "a longer example "
+                        "passage, so that one row is padded"], padding=True, return_tensors="pt")
+    axes = {name: {0: "batch", 1: "sequence"} for name in [*INPUTS, "start", "end"]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer and exporter deprecation chatter
+        torch.onnx.export(model, tuple(example[n] for n in INPUTS), str(dest),
+                          input_names=list(INPUTS), output_names=["start", "end"],
+                          dynamic_axes=axes, opset_version=SETTINGS["opset"],
+                          do_constant_folding=True, dynamo=False)

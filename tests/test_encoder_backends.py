@@ -11,8 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from embeddings import Encoder, ModelError
-from embeddings import onnx_encoder as onnx_module
+from embeddings import Encoder, ModelError, onnx_int8
 from embeddings.encoder import DEFAULT_MODEL_SHA256, sha256_of
 from qa import ArticleQA, IndexMismatch
 from qa.backends.manifest import Manifest
@@ -51,17 +50,17 @@ def test_built_model_is_recorded_reused_and_checked(encoder, onnx_cache, tmp_pat
     [built] = (onnx_cache / "onnx").glob("*.int8.onnx")
     record = json.loads(built.with_suffix(".json").read_text())
     assert record["source_sha256"] == DEFAULT_MODEL_SHA256
-    assert record["sha256"] == sha256_of(built) and record["settings"] == onnx_module.SETTINGS
+    assert record["sha256"] == sha256_of(built) and record["settings"] == onnx_int8.SETTINGS
     assert {"onnxruntime", "onnx", "torch"} <= record["versions"].keys()
 
     builds = []
 
-    def build(folder, weights_sha256, path):  # a rebuild, without the export's seconds
+    def build(folder, weights_sha256, path, export):  # a rebuild, without the export's seconds
         builds.append(path)
         shutil.copy(built, path)
         shutil.copy(built.with_suffix(".json"), path.with_suffix(".json"))
 
-    monkeypatch.setattr(onnx_module, "_build", build)
+    monkeypatch.setattr(onnx_int8, "_build", build)
     assert Encoder(backend="onnx").encode(DOCS[:1]).shape == (1, 384)
     assert builds == []  # a second encoder reuses the built file
 

@@ -9,7 +9,8 @@ import pytest
 
 from qa.reader import MODEL_FOLDER, NeuralReader, person_name, speaker_for_pronoun
 from qa.results import Passage
-from qa.span_model import CARD_FILE, ReaderWeightsError, load_weights, score_spans
+from qa.span_model import load_weights, score_spans
+from qa.spans import CARD_FILE, ReaderWeightsError, weights_sha256
 
 STORY = (
     "Flood crews in Norrbridge moved 320 households out of Eastmill on Monday. "
@@ -78,9 +79,26 @@ def test_a_pronoun_answer_in_reported_speech_becomes_the_named_speaker():
 
 def test_an_answer_never_runs_across_a_paragraph_break(reader):
     text = "The rescue was led by Ingrid\n\nHalvorsen, the mayor, and her deputy."
-    [span] = score_spans(reader.model, reader.tokenizer, "Who led the rescue?", [text],
-                         *reader.window)
+    [span] = reader.spans("Who led the rescue?", [_passage(text)])
     assert "\n\n" not in text[span.start:span.end]
+
+
+def test_the_int8_onnx_model_reads_the_spans_the_trained_weights_read(reader, onnx_cache):
+    """What `ask` runs (int8, ONNX Runtime, built once from the verified shards and recorded)
+    against the trained fp32 torch model: the same best span for every question."""
+    [built] = (onnx_cache / "onnx").glob("*.reader-int8.onnx")
+    record = json.loads(built.with_suffix(".json").read_text())
+    card = json.loads((MODEL_FOLDER / CARD_FILE).read_text())
+    assert record["source_sha256"] == weights_sha256(card)
+    model, _, _ = load_weights(MODEL_FOLDER)
+    questions = ["Who led the rescue?", "How many households were moved out of Eastmill?",
+                 "Who was elected chair of the flood board?", "Which cities did the water reach?",
+                 "Who said the river moved fast?", "When did the water reach Ostby?"]
+    for question in questions:
+        [fp32] = score_spans(model, reader.tokenizer, question, [STORY], *reader.window)
+        [int8] = reader.spans(question, [_passage(STORY)])
+        assert (int8.start, int8.end) == (fp32.start, fp32.end), question
+        assert abs(int8.margin - fp32.margin) < 3.0
 
 
 def test_a_who_answer_is_the_name_without_titles_or_the_clause_after_it():
