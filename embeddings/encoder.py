@@ -50,6 +50,21 @@ def _sha256(path: str, size: int, mtime_ns: int, block: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def load_tokenizer(folder: str):
+    """The fast tokenizer of a model folder, by the class its ``tokenizer_config.json`` names.
+    Not through ``AutoTokenizer``: that reads the model's config, which imports torch (a
+    second or more at every start) where answering a question needs none."""
+    import transformers
+
+    config = Path(folder) / "tokenizer_config.json"
+    name = json.loads(config.read_text()).get("tokenizer_class") if config.is_file() else None
+    for candidate in filter(None, (name and name.removesuffix("Fast") + "Fast", name)):
+        cls = getattr(transformers, candidate, None)
+        if cls is not None:
+            return cls.from_pretrained(folder)
+    return transformers.AutoTokenizer.from_pretrained(folder)
+
+
 def resolve_model(name: str | None) -> tuple[str, str | None]:
     """Return (load target, weights checksum) for a model name or path.
 
@@ -147,10 +162,8 @@ class Encoder:
             require_runtime()  # say what to install now, not at the first passage
         self.light = shape is not None  # questions embedded without sentence-transformers
         if shape is not None:
-            from transformers import AutoTokenizer
-
             self.max_seq_length, self.dimension = shape
-            self.tokenizer = AutoTokenizer.from_pretrained(self.target)
+            self.tokenizer = load_tokenizer(self.target)
         else:
             self.max_seq_length = int(self.model.max_seq_length)
             self.dimension = int(self.model.get_embedding_dimension())

@@ -127,7 +127,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_train_reader(args: argparse.Namespace) -> int:
     from dataclasses import fields
 
-    from qa.reader_training import TrainConfig, train
+    from qa.reader_config import TrainConfig
+    from qa.reader_training import train
 
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
              if getattr(args, f.name, None) is not None}
@@ -231,7 +232,7 @@ def _train_term_selector_parser(commands) -> None:
 def _train_reader_parser(commands) -> None:
     from dataclasses import MISSING, fields
 
-    from qa.reader_training import TrainConfig
+    from qa.reader_config import TrainConfig
 
     parser = commands.add_parser(
         "train-reader", help="train the extractive reader on SQuAD-format JSON (resumable)",

@@ -86,9 +86,9 @@ def _load(folder: str):
     """The int8 ONNX model (built from the verified weights on first use), tokenizer and card,
     once per process. Answering needs neither torch's model nor its quantisation."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    from embeddings.encoder import load_tokenizer
     from embeddings.onnx_encoder import encoder_threads
     from embeddings.onnx_int8 import int8_model
 
@@ -96,7 +96,7 @@ def _load(folder: str):
     hf_logging.disable_progress_bar()
     card, base = verified_card(Path(folder))
     path = int8_model(folder, weights_sha256(card), _export, "reader")
-    return OnnxWindows(path, encoder_threads()), AutoTokenizer.from_pretrained(base), card
+    return OnnxWindows(path, encoder_threads()), load_tokenizer(base), card
 
 
 class NeuralReader:

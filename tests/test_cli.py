@@ -43,6 +43,14 @@ def test_seed_index_ask_info_end_to_end(tmp_path, seed_article):
     plain = run("ask", "who said it was their fight?", env=env)
     assert "A: John Kerry  (confidence 0." in plain.stdout
 
+    # answering loads only what it needs: int8 ONNX models and fast tokenizers, never torch
+    probe = subprocess.run([sys.executable, "-c", (
+        "import sys; from qa.cli import main; main(['ask', 'who said it was their fight?']);"
+        " print('torch' in sys.modules)")], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **env})
+    assert probe.returncode == 0, probe.stderr
+    assert "John Kerry" in probe.stdout and probe.stdout.splitlines()[-1] == "False"
+
     again = run("index", str(seed_article), "-q", env=env)
     assert "0 added, 0 updated, 1 unchanged, 0 failed" in again.stdout
     assert json.loads(run("info", "--json", env=env).stdout)["chunks"] == info["chunks"]
