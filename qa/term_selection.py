@@ -108,8 +108,8 @@ def _sources(turns: Sequence[Turn]) -> list[tuple[str, str, int]]:
 
 
 def candidates(question: str, resolved: str, turns: Sequence[Turn]) -> list[Candidate]:
-    """Every content word of the earlier turns that ``resolved`` does not already hold, with
-    its features (named in `FEATURES`)."""
+    """Every content word the current thread has said (`_sources`) that ``resolved`` does not
+    already hold, with its features (named in `FEATURES`)."""
     from qa.conversation import named_spans
 
     asked = {w for w, _, _ in _content(question)}
