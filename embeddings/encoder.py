@@ -58,11 +58,9 @@ def load_tokenizer(folder: str):
 
     config = Path(folder) / "tokenizer_config.json"
     name = json.loads(config.read_text()).get("tokenizer_class") if config.is_file() else None
-    for candidate in filter(None, (name and name.removesuffix("Fast") + "Fast", name)):
-        cls = getattr(transformers, candidate, None)
-        if cls is not None:
-            return cls.from_pretrained(folder)
-    return transformers.AutoTokenizer.from_pretrained(folder)
+    names = [name.removesuffix("Fast") + "Fast", name] if name else []  # the fast one first
+    found = next((n for n in names if hasattr(transformers, n)), "AutoTokenizer")
+    return getattr(transformers, found).from_pretrained(folder)
 
 
 def resolve_model(name: str | None) -> tuple[str, str | None]:

@@ -8,7 +8,6 @@ as sentence-transformers does them.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embeddings.encoder import available_cpus
-from embeddings.onnx_int8 import SETTINGS, int8_model, single_run_session
+from embeddings.onnx_int8 import SETTINGS, int8_model, parallel_runs, single_run_session
 
 
 def model_path(folder: str, weights_sha256: str) -> Path:
@@ -55,14 +53,6 @@ def _export(folder: str, dest: Path) -> None:
                           do_constant_folding=True, dynamo=False)
 
 
-def encoder_threads() -> int:
-    """Texts encoded at once: ``$OMP_NUM_THREADS`` if set (Dask's workers have 1, so that
-    processes sharing a machine do not oversubscribe it), else every CPU this process has."""
-    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
-        return max(1, int(os.environ["OMP_NUM_THREADS"]))
-    return available_cpus()
-
-
 class OnnxSession:
     """Texts to unit float32 vectors on ONNX Runtime, each text encoded alone.
 
@@ -78,7 +68,7 @@ class OnnxSession:
         self.session = single_run_session(path)
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.tokenizer, self.max_length, self.dimension = tokenizer, max_length, dimension
-        self.threads = threads or encoder_threads()
+        self.threads = threads or parallel_runs()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)

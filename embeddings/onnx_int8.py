@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from importlib.metadata import version
 from pathlib import Path
 
-from embeddings.encoder import ModelError, sha256_of
+from embeddings.encoder import ModelError, available_cpus, sha256_of
 
 CACHE_ENV = "ARTICLEQA_CACHE"
 INSTALL = "pip install onnxruntime onnx (dependencies of ArticleQA)"
@@ -44,6 +44,15 @@ def require_runtime():
     except ImportError as exc:
         raise ModelError(f"This needs ONNX Runtime: {INSTALL}") from exc
     return onnxruntime
+
+
+def parallel_runs() -> int:
+    """Single-threaded runs at once: ``$OMP_NUM_THREADS`` if set (Dask's workers have 1, so
+    that processes sharing a machine do not oversubscribe it), else every CPU this process
+    has."""
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    return available_cpus()
 
 
 def single_run_session(path: Path):

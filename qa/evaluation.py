@@ -52,7 +52,7 @@ from qa.metrics import (
 from qa.optional_models import Reranker
 from qa.reader import Reader, load_reader
 from qa.results import Answer, Passage
-from qa.term_selection import CARD, SELECTOR_DIR
+from qa.term_selection import CARD, packaged_selector
 
 GOLD_PARAGRAPH = "gold-paragraph"
 CONFIGS: dict[str, dict] = {  # ArticleQA options; configs with equal index options share one
@@ -423,7 +423,7 @@ def _dialogue_report(dataset: Dataset, runs: Sequence[Run], machine: dict) -> st
 
 def _selector_note(dataset: Dataset) -> str:
     """What `resolver` adds to `rules only`, and whether it was fitted on this very file."""
-    card = json.loads((SELECTOR_DIR / CARD).read_text())
+    card = packaged_selector().card
     note = (f"`{RESOLVER}`: the rules plus the packaged term selector (threshold "
             f"{card['threshold']}); `{RULES_ONLY}`: the rules alone.")
     if dataset.sha256 in {f["sha256"] for f in card["training"]["files"]}:

@@ -89,14 +89,13 @@ def _load(folder: str):
     from transformers.utils import logging as hf_logging
 
     from embeddings.encoder import load_tokenizer
-    from embeddings.onnx_encoder import encoder_threads
-    from embeddings.onnx_int8 import int8_model
+    from embeddings.onnx_int8 import int8_model, parallel_runs
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     card, base = verified_card(Path(folder))
     path = int8_model(folder, weights_sha256(card), _export, "reader")
-    return OnnxWindows(path, encoder_threads()), load_tokenizer(base), card
+    return OnnxWindows(path, parallel_runs()), load_tokenizer(base), card
 
 
 class NeuralReader:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from embeddings.encoder import sha256_of
-from qa.words import STOP_WORDS, WORD, term
+from qa.words import STOP_WORDS, WORD, term, term_tokens, terms
 
 if TYPE_CHECKING:
     from qa.conversation import Turn
@@ -59,16 +59,6 @@ FEATURES = (
 
 class SelectorWeightsError(RuntimeError):
     """The term selector's files are missing or do not match their recorded checksum."""
-
-
-def _content(text: str) -> list[tuple[str, str, int]]:
-    """(word, token as written, token index) of each content word of ``text``."""
-    out = []
-    for index, match in enumerate(WORD.finditer(text)):
-        word = term(match.group())
-        if word and word not in STOP_WORDS:
-            out.append((word, match.group(), index))
-    return out
 
 
 @dataclass
@@ -112,12 +102,11 @@ def candidates(question: str, resolved: str, turns: Sequence[Turn]) -> list[Cand
     already hold, with its features (named in `FEATURES`)."""
     from qa.conversation import named_spans
 
-    asked = {w for w, _, _ in _content(question)}
-    present = {w for w, _, _ in _content(resolved)}
+    asked, present = terms(question), terms(resolved)
     lowered = {w.lower() for w in WORD.findall(question)}
     seen: dict[str, dict[str, float]] = {}
     for text, kind, ago in _sources(turns):
-        words = _content(text)
+        words = term_tokens(text)
         overlap = len(asked & {w for w, _, _ in words})
         for position, (word, token, index) in enumerate(words):
             if word in present:
@@ -135,8 +124,8 @@ def candidates(question: str, resolved: str, turns: Sequence[Turn]) -> list[Cand
                 info["near_question_word"] = 1.0
             info["position"] = min(info["position"], position / max(1, len(words)))
     last = turns[-1] if turns else None
-    referents = " ".join(filter(None, [last.person, last.thing, *last.topic])).lower() \
-        if last else ""
+    referents = set(" ".join(filter(None, [last.person, last.thing, *last.topic])).lower()
+                    .split()) if last else set()
     question_level = {
         "asks_he_she": float(bool(lowered & PERSON)),
         "asks_it_this": float(bool(lowered & THING)),
@@ -157,7 +146,7 @@ def candidates(question: str, resolved: str, turns: Sequence[Turn]) -> list[Cand
                   "source_overlap": info["source_overlap"],
                   "near_question_word": info.get("near_question_word", 0.0),
                   "position": info["position"],
-                  "known_referent": float(word in referents.split())}
+                  "known_referent": float(word in referents)}
         values.update({f"{a}*{b}": values[a] * values[b] for a, b in INTERACTIONS})
         out.append(Candidate(word, [values[name] for name in FEATURES]))
     return out
@@ -201,6 +190,7 @@ class TermSelector:
             raise SelectorWeightsError(f"the term selector has {len(weights)} weights for "
                                        f"{len(FEATURES)} features; retrain it")
         self.weights, self.bias, self.threshold = list(weights), bias, threshold
+        self.card: dict = {}  # its training record and metrics, when loaded from a folder
 
     @classmethod
     def load(cls, folder: Path = SELECTOR_DIR) -> TermSelector:
@@ -219,7 +209,9 @@ class TermSelector:
         if model["features"] != list(FEATURES):
             raise SelectorWeightsError(f"{weights_path} was fitted on other features; retrain "
                                        "it (articleqa train-term-selector)")
-        return cls(model["weights"], model["bias"], card["threshold"])
+        selector = cls(model["weights"], model["bias"], card["threshold"])
+        selector.card = card
+        return selector
 
     def probability(self, candidate: Candidate) -> float:
         z = self.bias + sum(w * x for w, x in zip(self.weights, candidate.features, strict=True))

@@ -63,6 +63,16 @@ def term(token: str) -> str:
     return token.lower().removesuffix("'s")
 
 
+def term_tokens(text: str) -> list[tuple[str, str, int]]:
+    """(term, token as written, token index) of each content term of ``text``."""
+    found = []
+    for index, match in enumerate(WORD.finditer(text)):
+        word = term(match.group())
+        if word and word not in STOP_WORDS:
+            found.append((word, match.group(), index))
+    return found
+
+
 def terms(text: str) -> set[str]:
     """The content terms of ``text`` (what a rewrite adds is counted in these)."""
-    return {t for t in map(term, WORD.findall(text)) if t and t not in STOP_WORDS}
+    return {word for word, _, _ in term_tokens(text)}
