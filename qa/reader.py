@@ -7,10 +7,11 @@ user-supplied transformers QA model (``qa.optional_models.ExtractiveReader``).
 The neural reader reads every passage, in windows as long as those it was trained on, in one
 batched forward pass, takes the best span over them (never across a paragraph break), and
 turns its margin over the no-answer score into a calibrated confidence that the span is
-exactly right (fitted on SQuAD 2.0 folds held out by article); below its threshold it
-abstains. A "who" answer loses its titles ("US Secretary of State John Kerry" -> "John
-Kerry"). The passage holding the answer goes first (the reader as re-ranker), and a pronoun
-answer inside a quote's sentence ("he said") becomes the speaker the passage names.
+exactly right (fitted on SQuAD 2.0 folds held out by article), lowered by what the question
+names that the span's passage never mentions (`unmatched`); below its threshold it abstains.
+A "who" answer loses its titles ("US Secretary of State John Kerry" -> "John Kerry"). The
+passage holding the answer goes first (the reader as re-ranker), and a pronoun answer inside a
+quote's sentence ("he said") becomes the speaker the passage names.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from qa.spans import OnnxWindows, SpanScore, score_windows, verified_card, weights_sha256
-from qa.words import REPORTING_VERBS, TITLES, content_words
+from qa.words import REPORTING_VERBS, TITLES, content_words, term_tokens, terms
 
 if TYPE_CHECKING:
     from qa.results import Passage
@@ -54,19 +55,48 @@ class Reader(Protocol):
     def read(self, question: str, passages: Sequence[Passage]) -> Reading: ...
 
 
+class Unmatched(NamedTuple):
+    """The distinct terms of a question that a passage never mentions. Unanswerable questions
+    are often an answerable one with a name or a number swapped, so these count against a span
+    the way its margin counts for it."""
+
+    names: int  # capitalised words after the first
+    numbers: int
+    terms: int  # every content term, those above included
+
+
+NOTHING_UNMATCHED = Unmatched(0, 0, 0)
+
+
+def unmatched(question: str, text: str) -> Unmatched:
+    mentioned = terms(text)
+    missing = {(word, index > 0 and written[:1].isupper())
+               for word, written, index in term_tokens(question) if word not in mentioned}
+    words = {word for word, _ in missing}
+    return Unmatched(len({word for word, name in missing if name}),
+                     sum(word[:1].isdigit() for word in words), len(words))
+
+
 @dataclass(frozen=True)
 class Calibration:
     """How the reader turns span scores into an answer: the span with the highest score less
     ``rank_weight`` * ln(retrieval rank) wins (retrieval's ranking as a prior); its confidence
-    is sigmoid(slope * margin + bias); it answers when the confidence reaches ``threshold``."""
+    is sigmoid(slope * margin + unmatched · `Unmatched` + bias); it answers when the
+    confidence reaches ``threshold``."""
 
     slope: float = 1.0
     bias: float = 0.0
     threshold: float = 0.5
     rank_weight: float = 0.0
+    unmatched: tuple[float, float, float] = (0.0, 0.0, 0.0)  # weights of `Unmatched`'s counts
 
-    def confidence(self, margin: float) -> float:
-        return 1.0 / (1.0 + math.exp(-(self.slope * margin + self.bias)))
+    def __post_init__(self):  # a card's JSON list
+        object.__setattr__(self, "unmatched", tuple(self.unmatched))
+
+    def confidence(self, margin: float, missing: Unmatched = NOTHING_UNMATCHED) -> float:
+        logit = self.slope * margin + self.bias + sum(
+            weight * count for weight, count in zip(self.unmatched, missing, strict=True))
+        return 1.0 / (1.0 + math.exp(-logit))
 
     def ranked(self, spans: Sequence[SpanScore | None]) -> list[tuple[int, SpanScore]]:
         """(passage index, span) for every passage with a span, the winner first."""
@@ -119,10 +149,12 @@ class NeuralReader:
         found = self.calibration.ranked(self.spans(question, passages))
         if not found:
             return Reading(None, 0.0)
-        considered = tuple((passages[i].text[s.start:s.end],
-                            round(self.calibration.confidence(s.margin), 4)) for i, s in found)
+        confidences = [self.calibration.confidence(s.margin, unmatched(question, passages[i].text))
+                       for i, s in found]
+        considered = tuple((passages[i].text[s.start:s.end], round(c, 4))
+                           for (i, s), c in zip(found, confidences, strict=True))
         index, span = found[0]
-        confidence = self.calibration.confidence(span.margin)
+        confidence = confidences[0]
         if confidence < self.threshold or span.end <= span.start:
             return Reading(None, confidence, candidates=considered)
         passage = passages[index]

@@ -1,8 +1,9 @@
 """When the reader should say "no answer": its confidence, fitted on SQuAD 2.0 questions.
 
 Each question is asked as a user would (retrieval over all the data set's articles, the reader
-over the top passages), answerable or not. A logistic curve maps the best span's margin over
-the no-answer score to the probability that the span is exactly right; the threshold is the
+over the top passages), answerable or not. A logistic model maps the best span's margin over
+the no-answer score, and what the question names that its passage never mentions (`Unmatched`),
+to the probability that the span is exactly right; the threshold is the
 highest confidence that still keeps ``keep`` (90%) of the exact answers. Folds held out by
 article say what that does on articles the fit never saw; the final fit uses every question.
 Never fit on the data sets that are reported (XQuAD, the seed questions).
@@ -19,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from qa.metrics import exact_match
-from qa.reader import Calibration, NeuralReader
+from qa.reader import Calibration, NeuralReader, Unmatched, unmatched
 from qa.spans import SpanScore
 
 KEEP = 0.9  # share of the exact answers the threshold keeps (it gives up at most 10%)
@@ -30,55 +31,63 @@ RANK_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 class Asked:
     group: str  # the article (folds never split one)
     answerable: bool
-    spans: list[tuple[float, float, bool]]  # per passage read, in rank order: the best
-    # span's score, its margin over no answer, whether it matches a gold answer
+    spans: list[tuple[float, float, Unmatched, bool]]  # per passage read, in rank order: the
+    # best span's score, its margin over no answer, the question's terms the passage lacks,
+    # whether the span matches a gold answer
 
-    def best(self, rank_weight: float) -> tuple[float, bool]:
-        """(margin, exact) of the span the reader answers with at this rank weight."""
+    def best(self, rank_weight: float) -> tuple[np.ndarray, bool]:
+        """(margin and `Unmatched` counts, exact) of the span the reader answers with at this
+        rank weight."""
         ranked = Calibration(rank_weight=rank_weight).ranked(
-            [SpanScore(0, 1, score, score - margin) for score, margin, _ in self.spans])
+            [SpanScore(0, 1, score, score - margin) for score, margin, _, _ in self.spans])
         if not ranked:
-            return -1e3, False
-        _, _, exact = self.spans[ranked[0][0]]
-        return ranked[0][1].margin, exact
+            return np.array([-1e3, 0, 0, 0], float), False
+        _, margin, missing, exact = self.spans[ranked[0][0]]
+        return np.array([margin, *missing], float), exact
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> tuple[float, float]:
-    """(slope, bias) of P(y | x) = sigmoid(slope x + bias), by Newton's method."""
-    design = np.stack([x, np.ones_like(x)], 1)
-    w = np.zeros(2)
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> tuple[np.ndarray, float]:
+    """(weights, bias) of P(y | x) = sigmoid(x · weights + bias), by Newton's method; ``x`` is
+    [example, feature]."""
+    design = np.column_stack([x, np.ones(len(x))])
+    w = np.zeros(design.shape[1])
     for _ in range(50):
         p = 1 / (1 + np.exp(-(design @ w)))
         grad = design.T @ (p - y) + l2 * w
-        hess = (design * (p * (1 - p))[:, None]).T @ design + l2 * np.eye(2)
+        hess = (design * (p * (1 - p))[:, None]).T @ design + l2 * np.eye(len(w))
         step = np.linalg.solve(hess, grad)
         w -= step
         if np.abs(step).max() < 1e-8:
             break
-    return float(w[0]), float(w[1])
+    return w[:-1], float(w[-1])
 
 
 def fit(asked: Sequence[Asked], keep: float = KEEP) -> Calibration:
-    """The rank weight with the most exact answers, then the confidence curve and the
+    """The rank weight with the most exact answers, then the confidence model and the
     threshold that keeps ``keep`` of them."""
     weight = max(RANK_WEIGHTS, key=lambda w: (sum(a.best(w)[1] for a in asked), -w))
     chosen = [a.best(weight) for a in asked]
-    x = np.array([margin for margin, _ in chosen])
+    x = np.array([features for features, _ in chosen])
     y = np.array([exact for _, exact in chosen], float)
-    slope, bias = fit_logistic(x, y)
-    calibration = Calibration(slope, bias, 0.0, weight)
-    right = sorted((calibration.confidence(m) for m, exact in chosen if exact), reverse=True)
+    weights, bias = fit_logistic(x, y)
+    slope, missing = float(weights[0]), tuple(float(w) for w in weights[1:])
+    calibration = Calibration(slope, bias, 0.0, weight, missing)
+    right = sorted((_confidence(calibration, f) for f, exact in chosen if exact), reverse=True)
     if not right:
         return calibration
     kept = right[max(0, int(np.ceil(keep * len(right))) - 1)]  # the keep-th best right answer
-    return Calibration(slope, bias, round(kept - 1e-6, 6), weight)
+    return Calibration(slope, bias, round(kept - 1e-6, 6), weight, missing)
+
+
+def _confidence(calibration: Calibration, features: np.ndarray) -> float:
+    return calibration.confidence(features[0], Unmatched(*features[1:]))
 
 
 def outcome(asked: Sequence[Asked], calibration: Calibration) -> dict[str, float]:
     """At the calibration's threshold: "no answer" recall, the share of exact answers kept,
     and EM on the answerable questions (with and without abstaining)."""
     chosen = [a.best(calibration.rank_weight) for a in asked]
-    answered = [calibration.confidence(m) >= calibration.threshold for m, _ in chosen]
+    answered = [_confidence(calibration, f) >= calibration.threshold for f, _ in chosen]
     rows = list(zip(asked, chosen, answered, strict=True))
     return {
         "no_answer_recall": float(np.mean([not ans for a, _, ans in rows if not a.answerable])),
@@ -124,7 +133,7 @@ def ask_all(dataset_path: Path, reader: NeuralReader, cache: Path,
             continue
         passages, _ = kb.search(query.question, k=ANSWER_K)
         passages = passages[:READ_PASSAGES]
-        spans = [(s.score, s.margin, query.answerable and bool(
+        spans = [(s.score, s.margin, unmatched(query.question, p.text), query.answerable and bool(
                   exact_match(p.text[s.start:s.end], query.answers)))
                  for p, s in zip(passages, reader.spans(query.question, passages), strict=True)]
         asked.append(Asked(article_of.get(query.context, query.id), query.answerable, spans))

@@ -28,6 +28,7 @@ class TrainConfig:
     stop_at: int = 0  # stop (resumably) after this step; 0: run to max_steps
     own_negative: float = 0.15
     other_negative: float = 0.15
+    cut_negative: float = 0.0  # the own paragraph with the answer's sentence cut out
     heldout_articles: int = 12  # SQuAD-train articles kept out of training for the curve
     dev_questions: int = 400  # of those, how many the curve scores (plus every --dev question)
     checkpoint_minutes: float = 10.0

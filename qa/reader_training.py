@@ -3,7 +3,10 @@
 Every question becomes one short window holding its answer (a random one when several do);
 negatives teach the no-answer score: with ``own_negative`` probability a window of its own
 paragraph without the answer, with ``other_negative`` probability a window of another paragraph
-of its article that does not contain the answer text. Windows are bucketed by length and padded
+of its article that does not contain the answer text, and with ``cut_negative`` probability its
+own paragraph with the answer's sentence cut out, read where the cut was (the passage still
+talks about what the question asks, as SQuAD 2.0's unanswerable questions do, but no longer
+says it). Windows are bucketed by length and padded
 per batch. A checkpoint (weights, optimizer, schedule, RNG, position in the fixed batch order)
 is written every ``checkpoint_minutes``, so a run stopped at any moment resumes exactly; after
 each one the reader is scored on held-out dev questions and the learning curve (JSON + PNG)
@@ -16,6 +19,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -86,7 +90,7 @@ def build_features(examples: Sequence[Example], paragraphs: Sequence[str], token
         batch = examples[first:first + step]
         questions = [tokenizer.decode(tokenizer(e.question, add_special_tokens=False)
                                       ["input_ids"][:MAX_QUESTION_TOKENS]) for e in batch]
-        contexts, owners, kinds = [], [], []
+        contexts, owners, kinds, cuts = [], [], [], {}
         for i, e in enumerate(batch):
             contexts.append(e.context)
             owners.append(i)
@@ -95,6 +99,13 @@ def build_features(examples: Sequence[Example], paragraphs: Sequence[str], token
                 contexts.append(paragraphs[rng.choice(e.others)])
                 owners.append(i)
                 kinds.append("other")
+            if e.answer_start >= 0 and rng.random() < config.cut_negative:
+                cut = without_answer_sentence(e)
+                if cut is not None:
+                    cuts[len(contexts)] = cut[1]
+                    contexts.append(cut[0])
+                    owners.append(i)
+                    kinds.append("cut")
         encoded = tokenizer([questions[i] for i in owners], contexts, truncation="only_second",
                             max_length=config.max_length, stride=config.stride,
                             return_overflowing_tokens=True, return_offsets_mapping=True)
@@ -103,6 +114,10 @@ def build_features(examples: Sequence[Example], paragraphs: Sequence[str], token
             windows.setdefault(sample, []).append(w)
         for sample, ws in windows.items():
             e = batch[owners[sample]]
+            if kinds[sample] == "cut":
+                at = [w for w in ws if _covers(encoded, w, cuts[sample])]
+                features.append(_feature(encoded, at[0] if at else rng.choice(ws), 0, 0))
+                continue
             if kinds[sample] == "other":
                 w = rng.choice(ws)
                 text = contexts[sample]
@@ -132,6 +147,31 @@ def build_features(examples: Sequence[Example], paragraphs: Sequence[str], token
             if without and rng.random() < config.own_negative:
                 features.append(_feature(encoded, rng.choice(without), 0, 0))
     return features
+
+
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s+")
+
+
+def without_answer_sentence(example: Example) -> tuple[str, int] | None:
+    """The example's paragraph without the sentence holding its answer, and where the cut is;
+    None when an answer's text would still be in it (or nothing else is left)."""
+    a_start = example.answer_start
+    a_end = a_start + len(example.answers[0])
+    text = example.context
+    start = max((m.end() for m in _SENTENCE_END.finditer(text, 0, a_start)), default=0)
+    after = _SENTENCE_END.search(text, a_end)
+    end = after.end() if after else len(text)
+    rest = text[:start] + text[end:]
+    if not rest.strip() or any(a.lower() in rest.lower() for a in example.answers if a):
+        return None
+    return rest, start
+
+
+def _covers(encoded, w: int, offset: int) -> bool:
+    """Whether window ``w`` reads the text around character ``offset``."""
+    span = [o for o, s in zip(encoded["offset_mapping"][w], encoded.sequence_ids(w),
+                              strict=True) if s == 1]
+    return bool(span) and span[0][0] <= offset <= span[-1][1]
 
 
 def _feature(encoded, w: int, start: int, end: int) -> tuple[np.ndarray, int, int, int]:

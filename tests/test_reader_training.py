@@ -8,7 +8,13 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from qa.reader_training import TrainConfig, build_features, load_squad_examples, train
+from qa.reader_training import (
+    TrainConfig,
+    build_features,
+    load_squad_examples,
+    train,
+    without_answer_sentence,
+)
 from qa.span_model import WORD_EMBEDDINGS, SpanModel, load_weights
 
 PARAGRAPHS = [
@@ -74,6 +80,30 @@ def test_windows_hold_the_answer_tokens_and_negatives_point_at_cls(squad_file):
     answers = {tokenizer.decode(ids[start:end + 1]) for ids, _, start, end in positives}
     assert {"elin marsk", "212", "1911", "a water wheel"} <= answers
     assert all(len(ids) <= config.max_length for ids, *_ in features)
+
+
+def test_cut_negatives_lose_the_answer_sentence_and_are_read_where_it_was(squad_file):
+    from transformers import AutoTokenizer
+
+    from embeddings.encoder import resolve_model
+
+    examples, paragraphs = load_squad_examples(squad_file)
+    by_answer = {e.answers[0]: e for e in examples}
+    rest, at = without_answer_sentence(by_answer["Elin Marsk"])
+    assert rest == by_answer["Elin Marsk"].context[:at] and "Marsk" not in rest
+    assert rest.startswith("The Skarholm ferry left the harbour at dawn")
+    rest, at = without_answer_sentence(by_answer["212"])
+    assert at == 0 and rest.startswith("Captain Elin Marsk") and "212" not in rest
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(None)[0])
+    plain = _config(squad_file, "unused", own_negative=0.0, other_negative=0.0)
+    cut = _config(squad_file, "unused", own_negative=0.0, other_negative=0.0, cut_negative=1.0)
+    with_cuts = build_features(examples, paragraphs, tokenizer, cut)
+    negatives = [f for f in with_cuts if f[2] == 0]
+    assert len(with_cuts) - len(build_features(examples, paragraphs, tokenizer, plain)) \
+        == len(negatives) == len(examples)  # one per question: each sentence cut leaves text
+    read = [tokenizer.decode(ids[question_length:]) for ids, question_length, _, _ in negatives]
+    assert not any(e.answers[0].lower() in text for e, text in zip(examples, read, strict=True))
 
 
 def test_training_lowers_the_loss_and_writes_a_curve_and_weights(squad_file, tmp_path):
