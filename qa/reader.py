@@ -7,8 +7,8 @@ user-supplied transformers QA model (``qa.optional_models.ExtractiveReader``).
 The neural reader reads every passage, in windows as long as those it was trained on, in one
 batched forward pass, takes the best span over them (never across a paragraph break), and
 turns its margin over the no-answer score into a calibrated confidence that the span is
-exactly right (fitted on SQuAD 2.0 folds held out by article), lowered by what the question
-names that the span's passage never mentions (`unmatched`); below its threshold it abstains.
+exactly right (fitted on SQuAD 2.0 folds held out by article); below its threshold it
+abstains. When the first two passages hold a span strong enough, the rest are not read.
 A "who" answer loses its titles ("US Secretary of State John Kerry" -> "John Kerry"). The
 passage holding the answer goes first (the reader as re-ranker), and a pronoun answer inside a
 quote's sentence ("he said") becomes the speaker the passage names.
@@ -23,15 +23,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from qa.spans import OnnxWindows, SpanScore, score_windows, verified_card, weights_sha256
-from qa.words import REPORTING_VERBS, TITLES, content_words, term_tokens, terms
+from qa.words import REPORTING_VERBS, TITLES, content_words
 
 if TYPE_CHECKING:
     from qa.results import Passage
 
 MODEL_FOLDER = Path(__file__).with_name("models") / "reader"
+READ_FIRST = 2  # passages read before deciding whether the rest can change the answer
 SPEAKER_PRONOUNS = {"he", "she", "they", "him", "her", "them", "i", "we"}
 _NAME = re.compile(r"\b[A-Z][\w'’-]*(?:[ \t]+(?:[A-Z][\w'’-]*|de|van|von|al|bin))*")
 
@@ -43,7 +44,8 @@ class Reading:
     passage: int | None = None  # index into the passages given
     start: int = 0  # offsets in the article text
     end: int = 0
-    candidates: tuple[tuple[str, float], ...] = ()  # best span of each passage, best first
+    candidates: tuple[tuple[str, float], ...] = ()  # best span of each passage read,
+    # best first
 
 
 class Reader(Protocol):
@@ -55,54 +57,37 @@ class Reader(Protocol):
     def read(self, question: str, passages: Sequence[Passage]) -> Reading: ...
 
 
-class Unmatched(NamedTuple):
-    """The distinct terms of a question that a passage never mentions. Unanswerable questions
-    are often an answerable one with a name or a number swapped, so these count against a span
-    the way its margin counts for it."""
-
-    names: int  # capitalised words after the first
-    numbers: int
-    terms: int  # every content term, those above included
-
-
-NOTHING_UNMATCHED = Unmatched(0, 0, 0)
-
-
-def unmatched(question: str, text: str) -> Unmatched:
-    mentioned = terms(text)
-    missing = {(word, index > 0 and written[:1].isupper())
-               for word, written, index in term_tokens(question) if word not in mentioned}
-    words = {word for word, _ in missing}
-    return Unmatched(len({word for word, name in missing if name}),
-                     sum(word[:1].isdigit() for word in words), len(words))
-
-
 @dataclass(frozen=True)
 class Calibration:
     """How the reader turns span scores into an answer: the span with the highest score less
     ``rank_weight`` * ln(retrieval rank) wins (retrieval's ranking as a prior); its confidence
-    is sigmoid(slope * margin + unmatched · `Unmatched` + bias); it answers when the
-    confidence reaches ``threshold``."""
+    is sigmoid(slope * margin + bias); it answers when the confidence reaches ``threshold``.
+    When a span of the first `READ_FIRST` passages scores ``enough`` after its rank prior, the
+    other passages are not read (fitted so that this changes very few answers; None: always
+    read them all)."""
 
     slope: float = 1.0
     bias: float = 0.0
     threshold: float = 0.5
     rank_weight: float = 0.0
-    unmatched: tuple[float, float, float] = (0.0, 0.0, 0.0)  # weights of `Unmatched`'s counts
+    enough: float | None = None
 
-    def __post_init__(self):  # a card's JSON list
-        object.__setattr__(self, "unmatched", tuple(self.unmatched))
+    def confidence(self, margin: float) -> float:
+        return 1.0 / (1.0 + math.exp(-(self.slope * margin + self.bias)))
 
-    def confidence(self, margin: float, missing: Unmatched = NOTHING_UNMATCHED) -> float:
-        logit = self.slope * margin + self.bias + sum(
-            weight * count for weight, count in zip(self.unmatched, missing, strict=True))
-        return 1.0 / (1.0 + math.exp(-logit))
+    def prior_score(self, rank: int, span: SpanScore) -> float:
+        """The span's score less the prior against the passage's retrieval rank (0-based)."""
+        return span.score - self.rank_weight * math.log1p(rank)
 
     def ranked(self, spans: Sequence[SpanScore | None]) -> list[tuple[int, SpanScore]]:
         """(passage index, span) for every passage with a span, the winner first."""
         found = [(i, s) for i, s in enumerate(spans) if s is not None]
-        return sorted(found, key=lambda pair: -(pair[1].score
-                                                - self.rank_weight * math.log1p(pair[0])))
+        return sorted(found, key=lambda pair: -self.prior_score(*pair))
+
+    def settled(self, first: Sequence[SpanScore | None]) -> bool:
+        """Whether the spans of the first passages answer without reading the rest."""
+        return self.enough is not None and any(
+            s is not None and self.prior_score(i, s) >= self.enough for i, s in enumerate(first))
 
 
 def _export(folder: str, dest: Path) -> None:
@@ -146,15 +131,16 @@ class NeuralReader:
                              [p.text for p in passages], *self.window)
 
     def read(self, question: str, passages: Sequence[Passage]) -> Reading:
-        found = self.calibration.ranked(self.spans(question, passages))
+        spans = self.spans(question, passages[:READ_FIRST])
+        if not self.calibration.settled(spans):
+            spans += self.spans(question, passages[READ_FIRST:])
+        found = self.calibration.ranked(spans)
         if not found:
             return Reading(None, 0.0)
-        confidences = [self.calibration.confidence(s.margin, unmatched(question, passages[i].text))
-                       for i, s in found]
-        considered = tuple((passages[i].text[s.start:s.end], round(c, 4))
-                           for (i, s), c in zip(found, confidences, strict=True))
+        considered = tuple((passages[i].text[s.start:s.end],
+                            round(self.calibration.confidence(s.margin), 4)) for i, s in found)
         index, span = found[0]
-        confidence = confidences[0]
+        confidence = self.calibration.confidence(span.margin)
         if confidence < self.threshold or span.end <= span.start:
             return Reading(None, confidence, candidates=considered)
         passage = passages[index]

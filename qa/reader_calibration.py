@@ -1,10 +1,11 @@
 """When the reader should say "no answer": its confidence, fitted on SQuAD 2.0 questions.
 
 Each question is asked as a user would (retrieval over all the data set's articles, the reader
-over the top passages), answerable or not. A logistic model maps the best span's margin over
-the no-answer score, and what the question names that its passage never mentions (`Unmatched`),
-to the probability that the span is exactly right; the threshold is the
-highest confidence that still keeps ``keep`` (90%) of the exact answers. Folds held out by
+over the top passages), answerable or not. A logistic curve maps the best span's margin over
+the no-answer score to the probability that the span is exactly right; the threshold is the
+highest confidence that still keeps ``keep`` (90%) of the exact answers. Last, the score at
+which the first passages' span is taken without reading the rest: the lowest that changes at
+most ``tolerance`` (1 in 200) of the answers. Folds held out by
 article say what that does on articles the fit never saw; the final fit uses every question.
 Never fit on the data sets that are reported (XQuAD, the seed questions).
 """
@@ -20,10 +21,11 @@ import numpy as np
 from tqdm import tqdm
 
 from qa.metrics import exact_match
-from qa.reader import Calibration, NeuralReader, Unmatched, unmatched
+from qa.reader import READ_FIRST, Calibration, NeuralReader
 from qa.spans import SpanScore
 
 KEEP = 0.9  # share of the exact answers the threshold keeps (it gives up at most 10%)
+TOLERANCE = 0.005  # share of the answers that reading only the first passages may change
 RANK_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 
 
@@ -31,24 +33,40 @@ RANK_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 class Asked:
     group: str  # the article (folds never split one)
     answerable: bool
-    spans: list[tuple[float, float, Unmatched, bool]]  # per passage read, in rank order: the
-    # best span's score, its margin over no answer, the question's terms the passage lacks,
-    # whether the span matches a gold answer
+    spans: list[tuple[float, float, bool]]  # per passage read, in rank order: the best
+    # span's score, its margin over no answer, whether it matches a gold answer
 
-    def best(self, rank_weight: float) -> tuple[np.ndarray, bool]:
-        """(margin and `Unmatched` counts, exact) of the span the reader answers with at this
-        rank weight."""
-        ranked = Calibration(rank_weight=rank_weight).ranked(
-            [SpanScore(0, 1, score, score - margin) for score, margin, _, _ in self.spans])
+    def best(self, calibration: Calibration) -> tuple[float, bool]:
+        """(margin, exact) of the span the reader answers with, from the passages it reads
+        under ``calibration``."""
+        spans = self.read(calibration)
+        ranked = calibration.ranked([_score(span) for span in spans])
         if not ranked:
-            return np.array([-1e3, 0, 0, 0], float), False
-        _, margin, missing, exact = self.spans[ranked[0][0]]
-        return np.array([margin, *missing], float), exact
+            return -1e3, False
+        _, margin, exact = spans[ranked[0][0]]
+        return margin, exact
+
+    def read(self, calibration: Calibration) -> list[tuple[float, float, bool]]:
+        first = self.spans[:READ_FIRST]
+        return first if calibration.settled([_score(span) for span in first]) else self.spans
+
+    def answer(self, calibration: Calibration) -> int | None:
+        """The passage the reader answers from (None: "no answer")."""
+        margin, _ = self.best(calibration)
+        if calibration.confidence(margin) < calibration.threshold:
+            return None
+        spans = self.read(calibration)
+        return calibration.ranked([_score(span) for span in spans])[0][0]
+
+
+def _score(span: tuple[float, float, bool]) -> SpanScore:
+    score, margin, _ = span
+    return SpanScore(0, 1, score, score - margin)
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> tuple[np.ndarray, float]:
     """(weights, bias) of P(y | x) = sigmoid(x · weights + bias), by Newton's method; ``x`` is
-    [example, feature]."""
+    [example] or [example, feature]."""
     design = np.column_stack([x, np.ones(len(x))])
     w = np.zeros(design.shape[1])
     for _ in range(50):
@@ -63,31 +81,49 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> tuple[np.nda
 
 
 def fit(asked: Sequence[Asked], keep: float = KEEP) -> Calibration:
-    """The rank weight with the most exact answers, then the confidence model and the
+    """The rank weight with the most exact answers, then the confidence curve and the
     threshold that keeps ``keep`` of them."""
-    weight = max(RANK_WEIGHTS, key=lambda w: (sum(a.best(w)[1] for a in asked), -w))
-    chosen = [a.best(weight) for a in asked]
-    x = np.array([features for features, _ in chosen])
+    weight = max(RANK_WEIGHTS, key=lambda w: (
+        sum(a.best(Calibration(rank_weight=w))[1] for a in asked), -w))
+    chosen = [a.best(Calibration(rank_weight=weight)) for a in asked]
+    x = np.array([margin for margin, _ in chosen])
     y = np.array([exact for _, exact in chosen], float)
-    weights, bias = fit_logistic(x, y)
-    slope, missing = float(weights[0]), tuple(float(w) for w in weights[1:])
-    calibration = Calibration(slope, bias, 0.0, weight, missing)
-    right = sorted((_confidence(calibration, f) for f, exact in chosen if exact), reverse=True)
+    [slope], bias = fit_logistic(x, y)
+    calibration = Calibration(float(slope), bias, 0.0, weight)
+    right = sorted((calibration.confidence(m) for m, exact in chosen if exact), reverse=True)
     if not right:
         return calibration
     kept = right[max(0, int(np.ceil(keep * len(right))) - 1)]  # the keep-th best right answer
-    return Calibration(slope, bias, round(kept - 1e-6, 6), weight, missing)
+    calibration = Calibration(float(slope), bias, round(kept - 1e-6, 6), weight)
+    return Calibration(**{**asdict(calibration), "enough": fit_enough(asked, calibration)})
 
 
-def _confidence(calibration: Calibration, features: np.ndarray) -> float:
-    return calibration.confidence(features[0], Unmatched(*features[1:]))
+def fit_enough(asked: Sequence[Asked], calibration: Calibration,
+               tolerance: float = TOLERANCE) -> float | None:
+    """The lowest score at which a span of the first passages is taken without reading the
+    rest, such that this changes at most ``tolerance`` of the answers (None: none is)."""
+    settle = []  # (the first passages' best score after the prior, whether the answer changes)
+    for a in asked:
+        first = [_score(span) for span in a.spans[:READ_FIRST]]
+        if not first or len(a.spans) <= READ_FIRST:
+            continue
+        alone = Asked(a.group, a.answerable, a.spans[:READ_FIRST])
+        settle.append((max(calibration.prior_score(i, s) for i, s in enumerate(first)),
+                       alone.answer(calibration) != a.answer(calibration)))
+    enough, changed = None, 0
+    for score, changes in sorted(settle, reverse=True):
+        changed += changes
+        if changed > tolerance * len(asked):
+            break
+        enough = score
+    return None if enough is None else round(enough, 4)
 
 
 def outcome(asked: Sequence[Asked], calibration: Calibration) -> dict[str, float]:
     """At the calibration's threshold: "no answer" recall, the share of exact answers kept,
     and EM on the answerable questions (with and without abstaining)."""
-    chosen = [a.best(calibration.rank_weight) for a in asked]
-    answered = [_confidence(calibration, f) >= calibration.threshold for f, _ in chosen]
+    chosen = [a.best(calibration) for a in asked]
+    answered = [calibration.confidence(m) >= calibration.threshold for m, _ in chosen]
     rows = list(zip(asked, chosen, answered, strict=True))
     return {
         "no_answer_recall": float(np.mean([not ans for a, _, ans in rows if not a.answerable])),
@@ -96,6 +132,8 @@ def outcome(asked: Sequence[Asked], calibration: Calibration) -> dict[str, float
                                         if a.answerable])),
         "em_answerable_answering_all": float(np.mean([exact for a, (_, exact), _ in rows
                                                       if a.answerable])),
+        "read_first_only": float(np.mean([len(a.read(calibration)) < len(a.spans)
+                                          for a in asked])),
     }
 
 
@@ -133,7 +171,7 @@ def ask_all(dataset_path: Path, reader: NeuralReader, cache: Path,
             continue
         passages, _ = kb.search(query.question, k=ANSWER_K)
         passages = passages[:READ_PASSAGES]
-        spans = [(s.score, s.margin, unmatched(query.question, p.text), query.answerable and bool(
+        spans = [(s.score, s.margin, query.answerable and bool(
                   exact_match(p.text[s.start:s.end], query.answers)))
                  for p, s in zip(passages, reader.spans(query.question, passages), strict=True)]
         asked.append(Asked(article_of.get(query.context, query.id), query.answerable, spans))
