@@ -54,6 +54,24 @@ def test_the_passage_holding_the_answer_wins_over_a_better_ranked_one(reader):
     assert reading.passage == 1 and reading.text == "Ingrid Halvorsen"
 
 
+def test_the_rest_is_read_only_when_the_first_two_passages_leave_the_answer_open():
+    """A span of the first two passages that scores ``enough`` settles the answer; otherwise
+    the fourth passage, which holds it, is read and wins."""
+    from dataclasses import replace
+
+    passages = [_passage(OTHER, rank=1), _passage(OTHER, rank=2), _passage(OTHER, rank=3),
+                _passage(STORY, rank=4)]
+    question = "Who led the rescue in Norrbridge?"
+    reader = NeuralReader(threshold=0.0)
+    reader.calibration = replace(reader.calibration, enough=None)
+    reading = reader.read(question, passages)
+    assert reading.passage == 3 and len(reading.candidates) == 4
+    reader.calibration = replace(reader.calibration, enough=-1e6)  # anything settles it
+    assert len(reader.read(question, passages).candidates) == 2
+    reader.calibration = replace(reader.calibration, enough=1e6)  # nothing does
+    assert reader.read(question, passages).passage == 3
+
+
 def test_the_reader_abstains_where_the_passage_is_silent(reader):
     reading = reader.read("Who won the chess championship in Oslo?", [_passage(STORY)])
     assert reading.text is None and reading.passage is None
