@@ -185,6 +185,7 @@ def summarise(rows: Sequence[dict]) -> dict:
            for k in HIT_KS},
         "candidate_recall": mean_of([r["candidate_rank"] is not None for r in with_answers]),
         "candidate_recall@5": mean_of([(r["candidate_rank"] or 99) <= 5 for r in with_answers]),
+        "passages_read": mean_of([r["candidates"] for r in scored]),  # the reader's early stop
         "em": mean_of([r["em"] for r in scored]), "f1": mean_of([r["f1"] for r in scored]),
         "em_answerable": mean_of([r["em"] for r in with_answers]),
         "f1_answerable": mean_of([r["f1"] for r in with_answers]),
@@ -288,7 +289,7 @@ def evaluate(dataset: Dataset, configs: Sequence[str], out: Path, cache: Path | 
 _TABLE_METRICS = [
     "ndcg@10", "recall@100", "mrr@10", *[f"article_hit@{k}" for k in HIT_KS],
     *[f"answer_hit@{k}" for k in HIT_KS], "candidate_recall", "candidate_recall@5",
-    "em", "f1", "em_answerable", "f1_answerable",
+    "passages_read", "em", "f1", "em_answerable", "f1_answerable",
     "no_answer_precision", "no_answer_recall",
 ]
 _CONVERSATION_COUNTS = ("conversations", "turns", "follow_ups", "peak_rss_mb")  # not in the table

@@ -108,6 +108,7 @@ def test_sample_questions_full_report_comparing_two_configs(tmp_path, encoder):
     assert dense["questions"] == 12 and dense["unanswerable"] == 2
     assert dense["article_hit@1"] == 1.0 and dense["answer_hit@5"] == 1.0
     assert dense["no_answer_recall"] is not None and 0 <= dense["em"] <= 1
+    assert 1 <= dense["passages_read"] <= 5  # two, or five when those leave the answer open
     assert dense["latency_ms_total"]["p50"] > 0 and dense["latency_ms_encode"]["p50"] > 0
     assert runs[0].build["chunks"] > 0 and runs[0].build["added"] == 6
     saved = json.loads((out / "metrics.json").read_text())
@@ -145,6 +146,7 @@ def test_gold_paragraph_config_scores_the_reader_alone(tmp_path, capsys):
                  "--cache", str(tmp_path / "c"), "-q", "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)["gold-paragraph"]["metrics"]
     assert metrics["em_answerable"] == 1.0 and metrics["answer_hit@1"] == 1.0
+    assert metrics["passages_read"] == 1.0
     assert metrics["ndcg@10"] is None and metrics["latency_ms_read"]["p50"] > 0
     rows = [json.loads(line) for line in (tmp_path / "r" / "per_question.jsonl").open()]
     assert {r["prediction"] for r in rows} >= {"Ada Fenwick", "May 1996"}
