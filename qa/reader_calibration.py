@@ -4,17 +4,18 @@ Each question is asked as a user would (retrieval over all the data set's articl
 over the top passages), answerable or not. A logistic curve maps the best span's margin over
 the no-answer score to the probability that the span is exactly right; the threshold is the
 highest confidence that still keeps ``keep`` (90%) of the exact answers. Last, the score at
-which the first passages' span is taken without reading the rest: the lowest that changes at
-most ``tolerance`` (1 in 200) of the answers. Folds held out by
-article say what that does on articles the fit never saw; the final fit uses every question.
-Never fit on the data sets that are reported (XQuAD, the seed questions).
+which a span of the first passages is taken without reading the rest: the lowest that changes
+at most ``tolerance`` (1 in 200) of the answers. Folds held out by article say what all that
+does on articles the fit never saw; the final fit uses every question. Never fit on the data
+sets that are reported (XQuAD, the seed questions).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -81,8 +82,8 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> tuple[np.nda
 
 
 def fit(asked: Sequence[Asked], keep: float = KEEP) -> Calibration:
-    """The rank weight with the most exact answers, then the confidence curve and the
-    threshold that keeps ``keep`` of them."""
+    """The rank weight with the most exact answers, then the confidence curve, the threshold
+    that keeps ``keep`` of them, and the score that settles an answer early (`fit_enough`)."""
     weight = max(RANK_WEIGHTS, key=lambda w: (
         sum(a.best(Calibration(rank_weight=w))[1] for a in asked), -w))
     chosen = [a.best(Calibration(rank_weight=weight)) for a in asked]
@@ -95,7 +96,7 @@ def fit(asked: Sequence[Asked], keep: float = KEEP) -> Calibration:
         return calibration
     kept = right[max(0, int(np.ceil(keep * len(right))) - 1)]  # the keep-th best right answer
     calibration = Calibration(float(slope), bias, round(kept - 1e-6, 6), weight)
-    return Calibration(**{**asdict(calibration), "enough": fit_enough(asked, calibration)})
+    return replace(calibration, enough=fit_enough(asked, calibration))
 
 
 def fit_enough(asked: Sequence[Asked], calibration: Calibration,
@@ -116,7 +117,7 @@ def fit_enough(asked: Sequence[Asked], calibration: Calibration,
         if changed > tolerance * len(asked):
             break
         enough = score
-    return None if enough is None else round(enough, 4)
+    return None if enough is None else math.floor(enough * 1e4) / 1e4  # never above it
 
 
 def outcome(asked: Sequence[Asked], calibration: Calibration) -> dict[str, float]:

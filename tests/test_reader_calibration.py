@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from qa.reader import Calibration
@@ -68,7 +70,7 @@ def test_the_rest_is_read_unless_the_first_passages_settle_the_answer():
     asked.append(Asked("none", False, [(0.0, -5.0, False)] * 4))
     enough = fit_enough(asked, calibration, tolerance=0.0)
     assert enough == 8.0
-    settled = Calibration(**{**calibration.__dict__, "enough": enough})
+    settled = replace(calibration, enough=enough)
     assert outcome(asked, settled)["read_first_only"] == 120 / 201  # first spans of 8, 9, 10
     assert outcome(asked, settled)["exact_kept"] == outcome(asked, calibration)["exact_kept"]
     assert fit_enough(asked, calibration, tolerance=0.5) == 0.0  # the unanswerable one too
