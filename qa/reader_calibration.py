@@ -40,11 +40,7 @@ class Asked:
     def best(self, calibration: Calibration) -> tuple[float, bool]:
         """(margin, exact) of the span the reader answers with, from the passages it reads
         under ``calibration``."""
-        spans = self.read(calibration)
-        ranked = calibration.ranked([_score(span) for span in spans])
-        if not ranked:
-            return -1e3, False
-        _, margin, exact = spans[ranked[0][0]]
+        _, margin, exact = self._winner(calibration)
         return margin, exact
 
     def read(self, calibration: Calibration) -> list[tuple[float, float, bool]]:
@@ -53,11 +49,18 @@ class Asked:
 
     def answer(self, calibration: Calibration) -> int | None:
         """The passage the reader answers from (None: "no answer")."""
-        margin, _ = self.best(calibration)
-        if calibration.confidence(margin) < calibration.threshold:
-            return None
+        index, margin, _ = self._winner(calibration)
+        return index if calibration.confidence(margin) >= calibration.threshold else None
+
+    def _winner(self, calibration: Calibration) -> tuple[int | None, float, bool]:
+        """(passage index, margin, exact) of the winning span of the passages read."""
         spans = self.read(calibration)
-        return calibration.ranked([_score(span) for span in spans])[0][0]
+        ranked = calibration.ranked([_score(span) for span in spans])
+        if not ranked:
+            return None, -1e3, False
+        index = ranked[0][0]
+        _, margin, exact = spans[index]
+        return index, margin, exact
 
 
 def _score(span: tuple[float, float, bool]) -> SpanScore:
@@ -65,20 +68,19 @@ def _score(span: tuple[float, float, bool]) -> SpanScore:
     return SpanScore(0, 1, score, score - margin)
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> tuple[np.ndarray, float]:
-    """(weights, bias) of P(y | x) = sigmoid(x · weights + bias), by Newton's method; ``x`` is
-    [example] or [example, feature]."""
-    design = np.column_stack([x, np.ones(len(x))])
-    w = np.zeros(design.shape[1])
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> tuple[float, float]:
+    """(slope, bias) of P(y | x) = sigmoid(slope x + bias), by Newton's method."""
+    design = np.stack([x, np.ones_like(x)], 1)
+    w = np.zeros(2)
     for _ in range(50):
         p = 1 / (1 + np.exp(-(design @ w)))
         grad = design.T @ (p - y) + l2 * w
-        hess = (design * (p * (1 - p))[:, None]).T @ design + l2 * np.eye(len(w))
+        hess = (design * (p * (1 - p))[:, None]).T @ design + l2 * np.eye(2)
         step = np.linalg.solve(hess, grad)
         w -= step
         if np.abs(step).max() < 1e-8:
             break
-    return w[:-1], float(w[-1])
+    return float(w[0]), float(w[1])
 
 
 def fit(asked: Sequence[Asked], keep: float = KEEP) -> Calibration:
@@ -89,13 +91,13 @@ def fit(asked: Sequence[Asked], keep: float = KEEP) -> Calibration:
     chosen = [a.best(Calibration(rank_weight=weight)) for a in asked]
     x = np.array([margin for margin, _ in chosen])
     y = np.array([exact for _, exact in chosen], float)
-    [slope], bias = fit_logistic(x, y)
-    calibration = Calibration(float(slope), bias, 0.0, weight)
+    slope, bias = fit_logistic(x, y)
+    calibration = Calibration(slope, bias, 0.0, weight)
     right = sorted((calibration.confidence(m) for m, exact in chosen if exact), reverse=True)
     if not right:
         return calibration
     kept = right[max(0, int(np.ceil(keep * len(right))) - 1)]  # the keep-th best right answer
-    calibration = Calibration(float(slope), bias, round(kept - 1e-6, 6), weight)
+    calibration = Calibration(slope, bias, round(kept - 1e-6, 6), weight)
     return replace(calibration, enough=fit_enough(asked, calibration))
 
 
@@ -105,9 +107,9 @@ def fit_enough(asked: Sequence[Asked], calibration: Calibration,
     rest, such that this changes at most ``tolerance`` of the answers (None: none is)."""
     settle = []  # (the first passages' best score after the prior, whether the answer changes)
     for a in asked:
+        if len(a.spans) <= READ_FIRST:
+            continue  # nothing left to skip
         first = [_score(span) for span in a.spans[:READ_FIRST]]
-        if not first or len(a.spans) <= READ_FIRST:
-            continue
         alone = Asked(a.group, a.answerable, a.spans[:READ_FIRST])
         settle.append((max(calibration.prior_score(i, s) for i, s in enumerate(first)),
                        alone.answer(calibration) != a.answer(calibration)))

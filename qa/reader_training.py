@@ -33,7 +33,7 @@ from embeddings.encoder import sha256_of
 from qa.metrics import exact_match, f1_score
 from qa.reader_config import TrainConfig
 from qa.span_model import SpanModel, load_weights, save_weights, score_spans
-from qa.spans import MAX_QUESTION_TOKENS
+from qa.spans import truncated_question
 
 
 @dataclass
@@ -88,8 +88,7 @@ def build_features(examples: Sequence[Example], paragraphs: Sequence[str], token
     for first in tqdm(range(0, len(examples), step), desc="Windows", unit_scale=step,
                       leave=False):
         batch = examples[first:first + step]
-        questions = [tokenizer.decode(tokenizer(e.question, add_special_tokens=False)
-                                      ["input_ids"][:MAX_QUESTION_TOKENS]) for e in batch]
+        questions = [truncated_question(tokenizer, e.question) for e in batch]
         contexts, owners, kinds, cuts = [], [], [], {}
         for i, e in enumerate(batch):
             contexts.append(e.context)
@@ -115,15 +114,13 @@ def build_features(examples: Sequence[Example], paragraphs: Sequence[str], token
         for sample, ws in windows.items():
             e = batch[owners[sample]]
             if kinds[sample] == "cut":
-                at = [w for w in ws if _covers(encoded, w, cuts[sample])]
+                at = [w for w in ws if _reads(encoded, w, cuts[sample])]
                 features.append(_feature(encoded, at[0] if at else rng.choice(ws), 0, 0))
                 continue
             if kinds[sample] == "other":
                 w = rng.choice(ws)
-                text = contexts[sample]
-                span = [o for o, s in zip(encoded["offset_mapping"][w], encoded.sequence_ids(w),
-                                          strict=True) if s == 1]
-                window_text = text[span[0][0]:span[-1][1]].lower()
+                first, last = _context_span(encoded, w)
+                window_text = contexts[sample][first:last].lower()
                 if not any(a.lower() in window_text for a in e.answers):
                     features.append(_feature(encoded, w, 0, 0))
                 continue
@@ -167,11 +164,17 @@ def without_answer_sentence(example: Example) -> tuple[str, int] | None:
     return rest, start
 
 
-def _covers(encoded, w: int, offset: int) -> bool:
-    """Whether window ``w`` reads the text around character ``offset``."""
+def _context_span(encoded, w: int) -> tuple[int, int]:
+    """The characters of its text that window ``w`` reads (start, end)."""
     span = [o for o, s in zip(encoded["offset_mapping"][w], encoded.sequence_ids(w),
                               strict=True) if s == 1]
-    return bool(span) and span[0][0] <= offset <= span[-1][1]
+    return (span[0][0], span[-1][1]) if span else (0, 0)
+
+
+def _reads(encoded, w: int, offset: int) -> bool:
+    """Whether window ``w`` reads the text around character ``offset``."""
+    first, last = _context_span(encoded, w)
+    return first < last and first <= offset <= last
 
 
 def _feature(encoded, w: int, start: int, end: int) -> tuple[np.ndarray, int, int, int]:

@@ -83,10 +83,15 @@ class SpanScore:
         return self.score - self.null
 
 
+def truncated_question(tokenizer, question: str) -> str:
+    """The question cut to `MAX_QUESTION_TOKENS` word pieces, as training and reading see it."""
+    ids = tokenizer(question, add_special_tokens=False)["input_ids"][:MAX_QUESTION_TOKENS]
+    return tokenizer.decode(ids)
+
+
 def encode(tokenizer, question: str, texts: Sequence[str], max_length: int, stride: int):
     """Question + each text as windows of ``max_length`` tokens overlapping by ``stride``."""
-    ids = tokenizer(question, add_special_tokens=False)["input_ids"][:MAX_QUESTION_TOKENS]
-    question = tokenizer.decode(ids)
+    question = truncated_question(tokenizer, question)
     return tokenizer([question] * len(texts), list(texts), truncation="only_second",
                      max_length=max_length, stride=stride, return_overflowing_tokens=True,
                      return_offsets_mapping=True, padding=True, return_tensors="np")

@@ -21,7 +21,7 @@ def test_logistic_fit_recovers_a_known_curve():
     rng = np.random.default_rng(1)
     x = rng.normal(0, 3, 20_000)
     y = (rng.random(x.size) < 1 / (1 + np.exp(-(0.8 * x - 1.0)))).astype(float)
-    [slope], bias = fit_logistic(x, y)
+    slope, bias = fit_logistic(x, y)
     assert abs(slope - 0.8) < 0.05 and abs(bias + 1.0) < 0.08
 
 
